@@ -1,0 +1,61 @@
+# Slipway: `make serve` runs the server on examples/models; `make test` runs every test.
+# Both set up what is missing first (Debian packages, ONNX Runtime from NuGet).
+
+JOBS ?= $(shell nproc)
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+PYTHON ?= /usr/bin/python3
+HTTP_PORT ?= 8000
+GRPC_PORT ?= 8001
+FUZZ_SECONDS ?= 20
+CMAKE_FLAGS ?=
+ifdef ONNXRUNTIME_ROOT
+CMAKE_FLAGS += -DONNXRUNTIME_ROOT=$(ONNXRUNTIME_ROOT)
+endif
+
+.PHONY: setup build serve test unit integration asan fuzz models bench clean
+
+setup:
+	./scripts/setup.sh
+
+build: setup
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS)
+	cmake --build $(BUILD) -j$(JOBS)
+
+serve: build
+	$(BUILD)/slipway serve --model-repository examples/models --http-port $(HTTP_PORT) --grpc-port $(GRPC_PORT)
+
+models:
+	$(PYTHON) scripts/make_models.py tests/models --tests
+
+unit: build models
+	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
+
+integration: build models
+	SLIPWAY_BINARY=$(abspath $(BUILD))/slipway $(PYTHON) -m pytest -q tests/integration
+
+asan: setup models
+	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSLIPWAY_SANITIZE=address,undefined \
+	  -DSLIPWAY_BENCH=OFF $(CMAKE_FLAGS)
+	cmake --build $(ASAN_BUILD) -j$(JOBS)
+	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions=$(abspath tests/lsan.supp) \
+	  ctest --output-on-failure -j$(JOBS)
+	SLIPWAY_BINARY=$(abspath $(ASAN_BUILD))/slipway SLIPWAY_SANITIZED=1 \
+	  ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions=$(abspath tests/lsan.supp) \
+	  $(PYTHON) -m pytest -q tests/integration
+
+fuzz: setup
+	CC=clang-14 CXX=clang++-14 cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DSLIPWAY_FUZZ=ON -DSLIPWAY_TESTS=OFF -DSLIPWAY_BENCH=OFF $(CMAKE_FLAGS)
+	cmake --build $(FUZZ_BUILD) -j$(JOBS) --target fuzz_json_request fuzz_grpc_request
+	./tests/fuzz/run_fuzzers.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
+test: unit integration asan fuzz
+	@echo "make test: all suites passed"
+
+bench: build
+	$(PYTHON) bench/run_foundation.py --binary $(BUILD)/slipway --floor $(BUILD)/bench/ort_floor
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

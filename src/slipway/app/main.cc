@@ -1,0 +1,51 @@
+// The `slipway` binary: `slipway serve --model-repository DIR [--http-port N] [--grpc-port N] ...`.
+#include <CLI/CLI.hpp>
+
+#include "slipway/app/server_app.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"Slipway: a model server for ONNX models over KServe v2 REST and gRPC"};
+  app.require_subcommand(1);
+  slipway::app::ServeOptions opts;
+  CLI::App* serve = app.add_subcommand("serve", "Serve a model repository");
+  serve->add_option("--model-repository", opts.model_repository,
+                    "Folder of models: DIR/<model>/<version>/model.onnx")
+      ->required()
+      ->check(CLI::ExistingDirectory);
+  serve->add_option("--host", opts.host, "Address to listen on")->capture_default_str();
+  serve->add_option("--http-port", opts.http_port, "HTTP port (0 picks a free one)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 65535));
+  serve->add_option("--grpc-port", opts.grpc_port, "gRPC port (0 picks a free one)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 65535));
+  serve->add_option("--http-max-body-bytes", opts.http_max_body_bytes,
+                    "Largest HTTP request body accepted (after decompression)")
+      ->capture_default_str();
+  serve->add_option("--http-threads", opts.http_threads, "HTTP worker threads")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1024));
+  serve->add_option("--instance-count", opts.instance_count,
+                    "Instances per model version when its config sets none (0: cores / "
+                    "intra-op threads)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 256));
+  serve->add_option("--intra-op-threads", opts.intra_op_threads,
+                    "ONNX Runtime intra-op threads per instance")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 256));
+  serve->add_flag("--allow-spinning", opts.allow_spinning,
+                  "Let ONNX Runtime threads spin while idle (lower latency, more CPU)");
+  serve->add_option("--strict-readiness", opts.strict_readiness,
+                    "Report ready only while every model is ready")
+      ->capture_default_str();
+  serve->add_option("--drain-timeout", opts.drain_timeout_seconds,
+                    "Seconds to let in-flight requests finish after SIGTERM")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 3600));
+  serve->add_option("--log-level", opts.log_level, "trace, debug, info, warn, error")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+  CLI11_PARSE(app, argc, argv);
+  return slipway::app::RunServe(opts);
+}

@@ -1,0 +1,30 @@
+// ServerApp: wires the concrete classes of `slipway serve` together (repository, backends, model
+// manager, serving core, HTTP and gRPC frontends) and runs them until SIGTERM or SIGINT, then
+// drains: reports not ready, stops accepting, lets in-flight requests finish within the drain
+// timeout, and returns 0.
+// Thread safety: Run blocks the calling thread, which must be the main thread.
+#pragma once
+
+#include <string>
+
+namespace slipway::app {
+
+struct ServeOptions {
+  std::string model_repository;
+  std::string host = "0.0.0.0";
+  int http_port = 8000;
+  int grpc_port = 8001;
+  size_t http_max_body_bytes = size_t{64} << 20;
+  int http_threads = 32;
+  int instance_count = 0;     // 0: cores / intra-op threads, at least 1
+  int intra_op_threads = 1;
+  bool allow_spinning = false;
+  bool strict_readiness = true;
+  int drain_timeout_seconds = 30;
+  std::string log_level = "info";
+};
+
+// Returns the process exit code.
+int RunServe(const ServeOptions& options);
+
+}  // namespace slipway::app

@@ -1,0 +1,116 @@
+#include "slipway/core/json_writer.h"
+
+#include <charconv>
+#include <cmath>
+
+namespace slipway::core {
+
+void JsonWriter::BeforeValue() {
+  if (after_key_) {
+    after_key_ = false;
+    return;
+  }
+  if (!has_items_.empty()) {
+    if (has_items_.back()) out_.push_back(',');
+    has_items_.back() = true;
+  }
+}
+
+void JsonWriter::Open(char c) {
+  BeforeValue();
+  out_.push_back(c);
+  has_items_.push_back(false);
+}
+
+void JsonWriter::Close(char c) {
+  out_.push_back(c);
+  has_items_.pop_back();
+}
+
+void JsonWriter::Key(std::string_view key) {
+  BeforeValue();
+  AppendEscaped(key);
+  out_.push_back(':');
+  after_key_ = true;
+}
+
+void JsonWriter::String(std::string_view value) {
+  BeforeValue();
+  AppendEscaped(value);
+}
+
+void JsonWriter::AppendEscaped(std::string_view s) {
+  static const char* kHex = "0123456789abcdef";
+  out_.push_back('"');
+  for (char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    switch (c) {
+      case '"': out_ += "\\\""; break;
+      case '\\': out_ += "\\\\"; break;
+      case '\n': out_ += "\\n"; break;
+      case '\r': out_ += "\\r"; break;
+      case '\t': out_ += "\\t"; break;
+      default:
+        if (c < 0x20) {
+          out_ += "\\u00";
+          out_.push_back(kHex[c >> 4]);
+          out_.push_back(kHex[c & 0xf]);
+        } else {
+          out_.push_back(ch);
+        }
+    }
+  }
+  out_.push_back('"');
+}
+
+void JsonWriter::Int(int64_t value) {
+  BeforeValue();
+  char buf[24];
+  auto r = std::to_chars(buf, buf + sizeof(buf), value);
+  out_.append(buf, r.ptr);
+}
+
+void JsonWriter::Uint(uint64_t value) {
+  BeforeValue();
+  char buf[24];
+  auto r = std::to_chars(buf, buf + sizeof(buf), value);
+  out_.append(buf, r.ptr);
+}
+
+void JsonWriter::Double(double value) {
+  BeforeValue();
+  if (std::isnan(value)) {
+    out_ += "NaN";
+  } else if (std::isinf(value)) {
+    out_ += value > 0 ? "Infinity" : "-Infinity";
+  } else {
+    char buf[32];
+    auto r = std::to_chars(buf, buf + sizeof(buf), value);
+    out_.append(buf, r.ptr);
+  }
+}
+
+void JsonWriter::Float(float value) {
+  BeforeValue();
+  if (std::isnan(value)) {
+    out_ += "NaN";
+  } else if (std::isinf(value)) {
+    out_ += value > 0 ? "Infinity" : "-Infinity";
+  } else {
+    char buf[32];
+    auto r = std::to_chars(buf, buf + sizeof(buf), value);
+    out_.append(buf, r.ptr);
+  }
+}
+
+void JsonWriter::Bool(bool value) {
+  BeforeValue();
+  out_ += value ? "true" : "false";
+}
+
+void JsonWriter::Null() {
+  BeforeValue();
+  out_ += "null";
+}
+
+}  // namespace slipway::core

@@ -1,0 +1,44 @@
+// JsonWriter: appends compact JSON to a string, with commas placed automatically.
+//
+// Numbers are written with std::to_chars (shortest round-trip form); non-finite floats are
+// written as NaN, Infinity and -Infinity, which Python's json module and most clients accept.
+// Thread safety: one writer per thread. Never blocks.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace slipway::core {
+
+class JsonWriter {
+ public:
+  void StartObject() { Open('{'); }
+  void EndObject() { Close('}'); }
+  void StartArray() { Open('['); }
+  void EndArray() { Close(']'); }
+  void Key(std::string_view key);
+  void String(std::string_view value);
+  void Int(int64_t value);
+  void Uint(uint64_t value);
+  void Double(double value);
+  void Float(float value);
+  void Bool(bool value);
+  void Null();
+
+  std::string& str() { return out_; }
+  std::string Take() { return std::move(out_); }
+
+ private:
+  void Open(char c);
+  void Close(char c);
+  void BeforeValue();
+  void AppendEscaped(std::string_view s);
+
+  std::string out_;
+  std::vector<bool> has_items_;  // one per open container
+  bool after_key_ = false;
+};
+
+}  // namespace slipway::core

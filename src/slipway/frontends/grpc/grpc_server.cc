@@ -1,0 +1,271 @@
+#include "slipway/frontends/grpc/grpc_server.h"
+
+#include <grpc/grpc.h>
+#include <grpcpp/resource_quota.h>
+#include <grpcpp/security/server_credentials.h>
+#include <grpcpp/server_builder.h>
+#include <grpcpp/server_context.h>
+#include <spdlog/spdlog.h>
+
+#include <utility>
+
+#include "grpc_service.grpc.pb.h"
+#include "grpc_service.pb.h"
+#include "health.grpc.pb.h"
+#include "slipway/core/data_type.h"
+#include "slipway/core/infer_request.h"
+#include "slipway/frontends/grpc/grpc_codec.h"
+
+namespace slipway::frontends::grpc {
+namespace {
+
+using ::grpc::ServerContext;
+
+void FillTensorMetadata(const serving::TensorMetadata& in,
+                        inference::ModelMetadataResponse::TensorMetadata* out) {
+  out->set_name(in.name);
+  out->set_datatype(std::string(core::DataTypeName(in.type)));
+  out->mutable_shape()->Add(in.shape.begin(), in.shape.end());
+}
+
+// Decodes, runs and encodes one inference; the request message outlives the call, so the
+// decoded tensors may borrow its bytes.
+core::Status RunInference(serving::InferenceService& service,
+                          const inference::ModelInferRequest& request,
+                          inference::ModelInferResponse* response) {
+  core::InferRequest decoded;
+  RETURN_IF_ERROR(DecodeModelInferRequest(request, &decoded));
+  ASSIGN_OR_RETURN(core::InferResponse result,
+                   serving::InferAndWait(service, std::move(decoded)));
+  EncodeModelInferResponse(result, response);
+  return core::Status::Ok();
+}
+
+std::string ListenAddress(const std::string& host, int port) {
+  const bool ipv6_literal = host.find(':') != std::string::npos && host.front() != '[';
+  return (ipv6_literal ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
+}  // namespace
+
+// ---- inference.GRPCInferenceService ---------------------------------------------------------
+
+class GrpcServer::InferenceHandler final : public inference::GRPCInferenceService::Service {
+ public:
+  InferenceHandler(serving::InferenceService* inference, serving::AdminService* admin)
+      : inference_(inference), admin_(admin) {}
+
+  ::grpc::Status ServerLive(ServerContext*, const inference::ServerLiveRequest*,
+                            inference::ServerLiveResponse* response) override {
+    response->set_live(inference_->ServerLive());
+    return ::grpc::Status::OK;
+  }
+
+  ::grpc::Status ServerReady(ServerContext*, const inference::ServerReadyRequest*,
+                             inference::ServerReadyResponse* response) override {
+    response->set_ready(inference_->ServerReady());
+    return ::grpc::Status::OK;
+  }
+
+  ::grpc::Status ModelReady(ServerContext*, const inference::ModelReadyRequest* request,
+                            inference::ModelReadyResponse* response) override {
+    auto version = core::ParseModelVersion(request->version());
+    if (!version.ok()) return ToGrpcStatus(version.status());
+    auto ready = inference_->ModelReady(request->name(), version.value());
+    if (ready.ok()) {
+      response->set_ready(ready.value());
+      return ::grpc::Status::OK;
+    }
+    // A model that exists but cannot serve (failed, loading, draining) is a negative answer,
+    // not an error; an unknown model or version is NOT_FOUND.
+    if (ready.status().code() == core::StatusCode::kUnavailable) {
+      response->set_ready(false);
+      return ::grpc::Status::OK;
+    }
+    return ToGrpcStatus(ready.status());
+  }
+
+  ::grpc::Status ServerMetadata(ServerContext*, const inference::ServerMetadataRequest*,
+                                inference::ServerMetadataResponse* response) override {
+    const serving::ServerMetadata metadata = inference_->GetServerMetadata();
+    response->set_name(metadata.name);
+    response->set_version(metadata.version);
+    for (const std::string& extension : metadata.extensions) response->add_extensions(extension);
+    return ::grpc::Status::OK;
+  }
+
+  ::grpc::Status ModelMetadata(ServerContext*, const inference::ModelMetadataRequest* request,
+                               inference::ModelMetadataResponse* response) override {
+    auto version = core::ParseModelVersion(request->version());
+    if (!version.ok()) return ToGrpcStatus(version.status());
+    auto metadata = inference_->GetModelMetadata(request->name(), version.value());
+    if (!metadata.ok()) return ToGrpcStatus(metadata.status());
+    response->set_name(metadata->name);
+    for (const std::string& v : metadata->versions) response->add_versions(v);
+    response->set_platform(metadata->platform);
+    for (const auto& t : metadata->inputs) FillTensorMetadata(t, response->add_inputs());
+    for (const auto& t : metadata->outputs) FillTensorMetadata(t, response->add_outputs());
+    return ::grpc::Status::OK;
+  }
+
+  ::grpc::Status ModelConfig(ServerContext*, const inference::ModelConfigRequest* request,
+                             inference::ModelConfigResponse* response) override {
+    auto version = core::ParseModelVersion(request->version());
+    if (!version.ok()) return ToGrpcStatus(version.status());
+    auto config = inference_->GetModelConfig(request->name(), version.value());
+    if (!config.ok()) return ToGrpcStatus(config.status());
+    EncodeModelConfig(config.value(), response->mutable_config());
+    return ::grpc::Status::OK;
+  }
+
+  ::grpc::Status ModelInfer(ServerContext* context, const inference::ModelInferRequest* request,
+                            inference::ModelInferResponse* response) override {
+    if (context->IsCancelled()) {
+      return ::grpc::Status(::grpc::StatusCode::CANCELLED, "the call was cancelled");
+    }
+    return ToGrpcStatus(RunInference(*inference_, *request, response));
+  }
+
+  ::grpc::Status ModelStreamInfer(
+      ServerContext*,
+      ::grpc::ServerReaderWriter<inference::ModelStreamInferResponse,
+                                 inference::ModelInferRequest>* stream) override {
+    inference::ModelInferRequest request;
+    while (stream->Read(&request)) {
+      inference::ModelStreamInferResponse response;
+      const core::Status status =
+          RunInference(*inference_, request, response.mutable_infer_response());
+      if (!status.ok()) {
+        // A failed request does not end the stream: answer it with the error and go on.
+        response.Clear();
+        response.set_error_message(status.message());
+        auto* answer = response.mutable_infer_response();
+        answer->set_id(request.id());
+        answer->set_model_name(request.model_name());
+        answer->set_model_version(request.model_version());
+      }
+      // Non-decoupled models answer each request exactly once, so every response is final.
+      (*response.mutable_infer_response()->mutable_parameters())["triton_final_response"]
+          .set_bool_param(true);
+      if (!stream->Write(response)) break;  // the client has gone or the call was cancelled
+      request.Clear();
+    }
+    return ::grpc::Status::OK;
+  }
+
+  ::grpc::Status RepositoryIndex(ServerContext*, const inference::RepositoryIndexRequest* request,
+                                 inference::RepositoryIndexResponse* response) override {
+    if (admin_ == nullptr) {
+      return ::grpc::Status(::grpc::StatusCode::UNIMPLEMENTED,
+                            "the repository API is not enabled on this server");
+    }
+    for (const serving::RepositoryIndexEntry& entry : admin_->RepositoryIndex(request->ready())) {
+      auto* model = response->add_models();
+      model->set_name(entry.name);
+      model->set_version(entry.version);
+      model->set_state(entry.state);
+      model->set_reason(entry.reason);
+    }
+    return ::grpc::Status::OK;
+  }
+
+ private:
+  serving::InferenceService* inference_;  // not owned
+  serving::AdminService* admin_;          // not owned, may be null
+};
+
+// ---- grpc.health.v1.Health -----------------------------------------------------------------
+
+class GrpcServer::HealthHandler final : public ::grpc::health::v1::Health::Service {
+ public:
+  explicit HealthHandler(serving::InferenceService* inference) : inference_(inference) {}
+
+  // Like Triton: SERVING whenever the server is live, whatever `service` names.
+  ::grpc::Status Check(ServerContext*, const ::grpc::health::v1::HealthCheckRequest*,
+                       ::grpc::health::v1::HealthCheckResponse* response) override {
+    response->set_status(inference_->ServerLive()
+                             ? ::grpc::health::v1::HealthCheckResponse::SERVING
+                             : ::grpc::health::v1::HealthCheckResponse::NOT_SERVING);
+    return ::grpc::Status::OK;
+  }
+
+ private:
+  serving::InferenceService* inference_;  // not owned
+};
+
+// ---- GrpcServer ----------------------------------------------------------------------------
+
+GrpcServer::GrpcServer() = default;
+
+GrpcServer::~GrpcServer() { Shutdown(std::chrono::milliseconds(0)); }
+
+core::Result<std::unique_ptr<GrpcServer>> GrpcServer::Create(GrpcServerOptions options) {
+  if (options.inference == nullptr) {
+    return core::Status::InvalidArgument("GrpcServerOptions.inference must be set");
+  }
+  if (options.host.empty()) {
+    return core::Status::InvalidArgument("GrpcServerOptions.host must not be empty");
+  }
+  if (options.port < 0 || options.port > 65535) {
+    return core::Status::InvalidArgument("GrpcServerOptions.port must be in [0, 65535], got " +
+                                         std::to_string(options.port));
+  }
+  if (options.max_message_bytes <= 0 && options.max_message_bytes != -1) {
+    return core::Status::InvalidArgument(
+        "GrpcServerOptions.max_message_bytes must be positive or -1 (unlimited), got " +
+        std::to_string(options.max_message_bytes));
+  }
+  if (options.max_threads < 2) {
+    return core::Status::InvalidArgument("GrpcServerOptions.max_threads must be at least 2, got " +
+                                         std::to_string(options.max_threads));
+  }
+
+  std::unique_ptr<GrpcServer> server(new GrpcServer());
+  server->inference_handler_ = std::make_unique<InferenceHandler>(options.inference, options.admin);
+  server->health_handler_ = std::make_unique<HealthHandler>(options.inference);
+
+  const std::string address = ListenAddress(options.host, options.port);
+  ::grpc::ServerBuilder builder;
+  int bound_port = 0;
+  builder.AddListeningPort(address, ::grpc::InsecureServerCredentials(), &bound_port);
+  // Without SO_REUSEPORT a second server on the same port fails to bind instead of silently
+  // sharing the port.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  builder.SetMaxReceiveMessageSize(options.max_message_bytes);
+  builder.SetMaxSendMessageSize(options.max_message_bytes);
+
+  // Sized for a small box: one completion queue, few pollers; handler threads bounded by quota.
+  ::grpc::ResourceQuota quota("slipway_grpc");
+  quota.SetMaxThreads(options.max_threads);
+  builder.SetResourceQuota(quota);
+  builder.SetSyncServerOption(::grpc::ServerBuilder::SyncServerOption::NUM_CQS, 1);
+  builder.SetSyncServerOption(::grpc::ServerBuilder::SyncServerOption::MIN_POLLERS, 1);
+  builder.SetSyncServerOption(::grpc::ServerBuilder::SyncServerOption::MAX_POLLERS, 2);
+
+  builder.RegisterService(server->inference_handler_.get());
+  builder.RegisterService(server->health_handler_.get());
+  server->server_ = builder.BuildAndStart();
+  if (server->server_ == nullptr || bound_port == 0) {
+    if (server->server_ != nullptr) {
+      server->server_->Shutdown();
+      server->server_.reset();
+    }
+    server->shut_down_ = true;
+    return core::Status::Unavailable("gRPC server could not bind " + address +
+                                     " (is the port in use or the address not local?)");
+  }
+  server->port_ = bound_port;
+  spdlog::info("gRPC server listening on {}", ListenAddress(options.host, bound_port));
+  return server;
+}
+
+void GrpcServer::Shutdown(std::chrono::milliseconds deadline) {
+  std::lock_guard<std::mutex> lock(shutdown_mu_);
+  if (shut_down_ || server_ == nullptr) return;
+  shut_down_ = true;
+  server_->Shutdown(std::chrono::system_clock::now() + deadline);
+  server_->Wait();
+  spdlog::info("gRPC server on port {} stopped", port_);
+}
+
+}  // namespace slipway::frontends::grpc

@@ -1,0 +1,361 @@
+#include "slipway/frontends/http/http_routes.h"
+
+#include <spdlog/spdlog.h>
+
+#include <charconv>
+#include <string_view>
+#include <vector>
+
+#include "slipway/core/json_writer.h"
+#include "slipway/frontends/http/kserve_json_codec.h"
+
+namespace slipway::frontends::http {
+
+using core::Status;
+
+int HttpStatusFor(core::StatusCode code) {
+  switch (code) {
+    case core::StatusCode::kOk: return 200;
+    case core::StatusCode::kInvalidArgument: return 400;
+    case core::StatusCode::kFailedPrecondition: return 400;
+    case core::StatusCode::kCancelled: return 400;
+    case core::StatusCode::kNotFound: return 404;
+    case core::StatusCode::kAlreadyExists: return 409;
+    case core::StatusCode::kResourceExhausted: return 429;
+    case core::StatusCode::kUnavailable: return 503;
+    case core::StatusCode::kUnimplemented: return 501;
+    case core::StatusCode::kDeadlineExceeded: return 504;
+    case core::StatusCode::kInternal: return 500;
+  }
+  return 500;
+}
+
+namespace {
+
+constexpr const char* kJson = "application/json";
+
+void Reply(httplib::Response& res, int status, std::string body) {
+  res.status = status;
+  res.set_content(std::move(body), kJson);
+}
+
+void ReplyError(httplib::Response& res, const Status& st) {
+  Reply(res, HttpStatusFor(st.code()), ErrorJson(st.message()));
+}
+
+std::vector<std::string_view> SplitPath(std::string_view path) {
+  std::vector<std::string_view> parts;
+  size_t pos = 0;
+  while (pos < path.size()) {
+    size_t next = path.find('/', pos);
+    if (next == std::string_view::npos) next = path.size();
+    if (next > pos) parts.push_back(path.substr(pos, next - pos));
+    pos = next + 1;
+  }
+  return parts;
+}
+
+// ---- server resources: /v2, /v2/health/* ----
+
+void ServerMetadataRoute(const RouteContext& ctx, httplib::Response& res) {
+  const auto md = ctx.inference->GetServerMetadata();
+  core::JsonWriter w;
+  w.StartObject();
+  w.Key("name");
+  w.String(md.name);
+  w.Key("version");
+  w.String(md.version);
+  w.Key("extensions");
+  w.StartArray();
+  for (const auto& e : md.extensions) w.String(e);
+  w.EndArray();
+  w.EndObject();
+  Reply(res, 200, w.Take());
+}
+
+void HealthRoute(const RouteContext& ctx, std::string_view which, httplib::Response& res) {
+  const bool ok = which == "live" ? ctx.inference->ServerLive() : ctx.inference->ServerReady();
+  core::JsonWriter w;
+  w.StartObject();
+  w.Key(which);
+  w.Bool(ok);
+  w.EndObject();
+  Reply(res, ok ? 200 : 503, w.Take());
+}
+
+// ---- model resources: /v2/models/{m}[/versions/{v}][/ready|/config|/infer] ----
+
+void WriteTensorMetadata(core::JsonWriter& w, const std::vector<serving::TensorMetadata>& list) {
+  w.StartArray();
+  for (const auto& t : list) {
+    w.StartObject();
+    w.Key("name");
+    w.String(t.name);
+    w.Key("datatype");
+    w.String(core::DataTypeName(t.type));
+    w.Key("shape");
+    w.StartArray();
+    for (int64_t d : t.shape) w.Int(d);
+    w.EndArray();
+    w.EndObject();
+  }
+  w.EndArray();
+}
+
+void ModelMetadataRoute(const RouteContext& ctx, const std::string& name, int64_t version,
+                        httplib::Response& res) {
+  auto md = ctx.inference->GetModelMetadata(name, version);
+  if (!md.ok()) return ReplyError(res, md.status());
+  core::JsonWriter w;
+  w.StartObject();
+  w.Key("name");
+  w.String(md->name);
+  w.Key("versions");
+  w.StartArray();
+  for (const auto& v : md->versions) w.String(v);
+  w.EndArray();
+  w.Key("platform");
+  w.String(md->platform);
+  w.Key("inputs");
+  WriteTensorMetadata(w, md->inputs);
+  w.Key("outputs");
+  WriteTensorMetadata(w, md->outputs);
+  w.EndObject();
+  Reply(res, 200, w.Take());
+}
+
+void ModelReadyRoute(const RouteContext& ctx, const std::string& name, int64_t version,
+                     httplib::Response& res) {
+  auto ready = ctx.inference->ModelReady(name, version);
+  if (!ready.ok()) return ReplyError(res, ready.status());
+  core::JsonWriter w;
+  w.StartObject();
+  w.Key("name");
+  w.String(name);
+  w.Key("ready");
+  w.Bool(*ready);
+  w.EndObject();
+  Reply(res, *ready ? 200 : 503, w.Take());
+}
+
+void WriteTensorConfigs(core::JsonWriter& w, const std::vector<core::TensorConfig>& list) {
+  w.StartArray();
+  for (const auto& t : list) {
+    w.StartObject();
+    w.Key("name");
+    w.String(t.name);
+    w.Key("data_type");
+    w.String(core::DataTypeConfigName(t.type));
+    w.Key("dims");
+    w.StartArray();
+    for (int64_t d : t.dims) w.Int(d);
+    w.EndArray();
+    w.EndObject();
+  }
+  w.EndArray();
+}
+
+// The model config in Triton's JSON form: proto field names, int64 as numbers.
+void ModelConfigRoute(const RouteContext& ctx, const std::string& name, int64_t version,
+                      httplib::Response& res) {
+  auto config = ctx.inference->GetModelConfig(name, version);
+  if (!config.ok()) return ReplyError(res, config.status());
+  const core::ModelConfig& c = *config;
+  core::JsonWriter w;
+  w.StartObject();
+  w.Key("name");
+  w.String(c.name);
+  w.Key("platform");
+  w.String(c.platform);
+  w.Key("backend");
+  w.String(c.backend);
+  w.Key("max_batch_size");
+  w.Int(c.batch_size_limit());
+  w.Key("version_policy");
+  w.StartObject();
+  switch (c.version_policy.kind) {
+    case core::VersionPolicy::Kind::kLatest:
+      w.Key("latest");
+      w.StartObject();
+      w.Key("num_versions");
+      w.Int(c.version_policy.latest_count);
+      w.EndObject();
+      break;
+    case core::VersionPolicy::Kind::kAll:
+      w.Key("all");
+      w.StartObject();
+      w.EndObject();
+      break;
+    case core::VersionPolicy::Kind::kSpecific:
+      w.Key("specific");
+      w.StartObject();
+      w.Key("versions");
+      w.StartArray();
+      for (int64_t v : c.version_policy.specific) w.Int(v);
+      w.EndArray();
+      w.EndObject();
+      break;
+  }
+  w.EndObject();
+  w.Key("input");
+  WriteTensorConfigs(w, c.inputs);
+  w.Key("output");
+  WriteTensorConfigs(w, c.outputs);
+  w.Key("instance_group");
+  w.StartArray();
+  w.StartObject();
+  w.Key("count");
+  w.Int(c.instance_count);
+  w.Key("kind");
+  w.String("KIND_CPU");
+  w.EndObject();
+  w.EndArray();
+  if (c.dynamic_batching.enabled) {
+    w.Key("dynamic_batching");
+    w.StartObject();
+    w.Key("preferred_batch_size");
+    w.StartArray();
+    for (int64_t s : c.dynamic_batching.preferred_batch_sizes) w.Int(s);
+    w.EndArray();
+    w.Key("max_queue_delay_microseconds");
+    w.Int(c.dynamic_batching.max_queue_delay_us);
+    w.EndObject();
+  }
+  w.Key("default_model_filename");
+  w.String(c.default_model_filename);
+  w.EndObject();
+  Reply(res, 200, w.Take());
+}
+
+core::Result<std::optional<size_t>> HeaderLength(const httplib::Request& req) {
+  if (!req.has_header("Inference-Header-Content-Length")) return std::optional<size_t>();
+  const std::string v = req.get_header_value("Inference-Header-Content-Length");
+  size_t n = 0;
+  auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+  if (v.empty() || ec != std::errc() || ptr != v.data() + v.size()) {
+    return Status::InvalidArgument("Inference-Header-Content-Length must be a non-negative "
+                                   "integer, got '" + v + "'");
+  }
+  return std::optional<size_t>(n);
+}
+
+void InferRoute(const RouteContext& ctx, const std::string& name, int64_t version,
+                const httplib::Request& req, httplib::Response& res) {
+  auto header = HeaderLength(req);
+  if (!header.ok()) return ReplyError(res, header.status());
+  core::InferRequest request;
+  request.model_name = name;
+  request.model_version = version;
+  Status st = DecodeInferRequest(req.body, *header, &request);
+  if (!st.ok()) return ReplyError(res, st);
+  // The request may borrow from req.body, which lives until this handler returns.
+  auto result = serving::InferAndWait(*ctx.inference, request);
+  if (!result.ok()) return ReplyError(res, result.status());
+  EncodedResponse encoded = EncodeInferResponse(*result, request);
+  res.status = 200;
+  if (encoded.has_binary) {
+    res.set_header("Inference-Header-Content-Length", std::to_string(encoded.json_length));
+    res.set_content(std::move(encoded.body), "application/octet-stream");
+  } else {
+    res.set_content(std::move(encoded.body), kJson);
+  }
+}
+
+// ---- repository resources: /v2/repository/... ----
+
+void RepositoryIndexRoute(const RouteContext& ctx, const httplib::Request& req,
+                          httplib::Response& res) {
+  auto ready_only = DecodeIndexRequest(req.body);
+  if (!ready_only.ok()) return ReplyError(res, ready_only.status());
+  core::JsonWriter w;
+  w.StartArray();
+  for (const auto& e : ctx.admin->RepositoryIndex(*ready_only)) {
+    w.StartObject();
+    w.Key("name");
+    w.String(e.name);
+    if (!e.version.empty()) {
+      w.Key("version");
+      w.String(e.version);
+    }
+    w.Key("state");
+    w.String(e.state);
+    if (!e.reason.empty()) {
+      w.Key("reason");
+      w.String(e.reason);
+    }
+    w.EndObject();
+  }
+  w.EndArray();
+  Reply(res, 200, w.Take());
+}
+
+void RepositoryModelRoute(const RouteContext& ctx, const std::string& name, std::string_view action,
+                          httplib::Response& res) {
+  const Status st = action == "load" ? ctx.admin->LoadModel(name) : ctx.admin->UnloadModel(name);
+  if (!st.ok()) return ReplyError(res, st);
+  core::JsonWriter w;
+  w.StartObject();
+  w.Key("name");
+  w.String(name);
+  w.Key(action);
+  w.Bool(true);
+  w.EndObject();
+  Reply(res, 200, w.Take());
+}
+
+void MethodNotAllowed(httplib::Response& res) {
+  Reply(res, 405, ErrorJson("Method Not Allowed"));
+}
+
+void NotFound(httplib::Response& res) { Reply(res, 404, ErrorJson("Not Found")); }
+
+void ModelRoutes(const RouteContext& ctx, const std::vector<std::string_view>& parts,
+                 const httplib::Request& req, httplib::Response& res) {
+  // parts: v2 models {m} [versions {v}] [action]
+  const std::string name(parts[2]);
+  size_t i = 3;
+  int64_t version = 0;
+  if (parts.size() > i && parts[i] == "versions") {
+    if (parts.size() <= i + 1) return NotFound(res);
+    auto v = core::ParseModelVersion(parts[i + 1]);
+    if (!v.ok()) return ReplyError(res, v.status());
+    version = *v;
+    i += 2;
+  }
+  if (parts.size() > i + 1) return NotFound(res);
+  const std::string_view action = parts.size() > i ? parts[i] : std::string_view();
+  const bool get = req.method == "GET";
+  if (action.empty()) return get ? ModelMetadataRoute(ctx, name, version, res) : MethodNotAllowed(res);
+  if (action == "ready") return get ? ModelReadyRoute(ctx, name, version, res) : MethodNotAllowed(res);
+  if (action == "config") return get ? ModelConfigRoute(ctx, name, version, res) : MethodNotAllowed(res);
+  if (action == "infer") {
+    return req.method == "POST" ? InferRoute(ctx, name, version, req, res) : MethodNotAllowed(res);
+  }
+  NotFound(res);
+}
+
+}  // namespace
+
+void HandleRequest(const RouteContext& ctx, const httplib::Request& req, httplib::Response& res) {
+  const auto parts = SplitPath(req.path);
+  const bool get = req.method == "GET";
+  const bool post = req.method == "POST";
+  if (parts.empty() || parts[0] != "v2") return NotFound(res);
+  if (parts.size() == 1) return get ? ServerMetadataRoute(ctx, res) : MethodNotAllowed(res);
+  if (parts[1] == "health" && parts.size() == 3 && (parts[2] == "live" || parts[2] == "ready")) {
+    return get ? HealthRoute(ctx, parts[2], res) : MethodNotAllowed(res);
+  }
+  if (parts[1] == "models" && parts.size() >= 3) return ModelRoutes(ctx, parts, req, res);
+  if (parts[1] == "repository") {
+    if (parts.size() == 3 && parts[2] == "index") {
+      return post ? RepositoryIndexRoute(ctx, req, res) : MethodNotAllowed(res);
+    }
+    if (parts.size() == 5 && parts[2] == "models" && (parts[4] == "load" || parts[4] == "unload")) {
+      return post ? RepositoryModelRoute(ctx, std::string(parts[3]), parts[4], res)
+                  : MethodNotAllowed(res);
+    }
+  }
+  NotFound(res);
+}
+
+}  // namespace slipway::frontends::http

@@ -1,0 +1,207 @@
+#include "slipway/serving/serving_core.h"
+
+#include <spdlog/spdlog.h>
+
+#include <set>
+
+namespace slipway::serving {
+
+using core::Result;
+using core::Status;
+
+namespace {
+
+std::string NameList(const std::vector<core::TensorConfig>& tensors) {
+  std::string s = "[";
+  for (size_t i = 0; i < tensors.size(); ++i) s += (i ? ", '" : "'") + tensors[i].name + "'";
+  return s + "]";
+}
+
+std::string ModelLabel(const core::ModelConfig& config) { return "model '" + config.name + "'"; }
+
+}  // namespace
+
+Status ValidateInferRequest(const core::ModelConfig& config, const core::InferRequest& request,
+                            std::vector<const core::Tensor*>* ordered,
+                            std::vector<std::string>* output_names) {
+  const bool batching = config.batch_size_limit() > 0;
+  ordered->assign(config.inputs.size(), nullptr);
+  int64_t batch = -1;
+  std::string batch_from;
+  for (const core::Tensor& t : request.inputs) {
+    size_t index = config.inputs.size();
+    for (size_t i = 0; i < config.inputs.size(); ++i) {
+      if (config.inputs[i].name == t.name()) index = i;
+    }
+    if (index == config.inputs.size()) {
+      return Status::InvalidArgument("unknown input '" + t.name() + "' for " + ModelLabel(config) +
+                                     "; expected inputs " + NameList(config.inputs));
+    }
+    if ((*ordered)[index] != nullptr) {
+      return Status::InvalidArgument("input '" + t.name() + "' appears more than once");
+    }
+    (*ordered)[index] = &t;
+    const core::TensorConfig& tc = config.inputs[index];
+    if (t.type() != tc.type) {
+      return Status::InvalidArgument("input '" + t.name() + "' of " + ModelLabel(config) +
+                                     " expects datatype " +
+                                     std::string(core::DataTypeName(tc.type)) + ", got " +
+                                     std::string(core::DataTypeName(t.type())));
+    }
+    const core::Shape& shape = t.shape();
+    for (int64_t d : shape) {
+      if (d < 0) {
+        return Status::InvalidArgument("input '" + t.name() + "' has a negative dimension in shape " +
+                                       core::ShapeToString(shape));
+      }
+    }
+    const size_t expected_rank = tc.dims.size() + (batching ? 1 : 0);
+    const core::Shape expected = core::ExternalShape(config, tc);
+    if (shape.size() != expected_rank) {
+      return Status::InvalidArgument("input '" + t.name() + "' of " + ModelLabel(config) +
+                                     " expects shape " + core::ShapeToString(expected) +
+                                     " (rank " + std::to_string(expected_rank) + "), got " +
+                                     core::ShapeToString(shape));
+    }
+    for (size_t i = batching ? 1 : 0; i < shape.size(); ++i) {
+      if (expected[i] != -1 && expected[i] != shape[i]) {
+        return Status::InvalidArgument("input '" + t.name() + "' of " + ModelLabel(config) +
+                                       " expects shape " + core::ShapeToString(expected) +
+                                       ", got " + core::ShapeToString(shape));
+      }
+    }
+    if (batching) {
+      if (shape[0] < 1 || shape[0] > config.batch_size_limit()) {
+        return Status::InvalidArgument("input '" + t.name() + "': batch size " +
+                                       std::to_string(shape[0]) + " is outside 1.." +
+                                       std::to_string(config.batch_size_limit()) +
+                                       " (the max_batch_size of " + ModelLabel(config) + ")");
+      }
+      if (batch != -1 && shape[0] != batch) {
+        return Status::InvalidArgument("input '" + t.name() + "' has batch size " +
+                                       std::to_string(shape[0]) + " but input '" + batch_from +
+                                       "' has " + std::to_string(batch));
+      }
+      batch = shape[0];
+      batch_from = t.name();
+    }
+    RETURN_IF_ERROR(t.ValidateSize());
+  }
+  for (size_t i = 0; i < config.inputs.size(); ++i) {
+    if ((*ordered)[i] == nullptr) {
+      return Status::InvalidArgument("missing input '" + config.inputs[i].name + "' for " +
+                                     ModelLabel(config) + "; expected inputs " +
+                                     NameList(config.inputs));
+    }
+  }
+  output_names->clear();
+  if (request.outputs.empty()) {
+    for (const auto& o : config.outputs) output_names->push_back(o.name);
+  } else {
+    std::set<std::string> seen;
+    for (const auto& o : request.outputs) {
+      if (config.FindOutput(o.name) == nullptr) {
+        return Status::InvalidArgument("unknown output '" + o.name + "' requested from " +
+                                       ModelLabel(config) + "; outputs are " +
+                                       NameList(config.outputs));
+      }
+      if (!seen.insert(o.name).second) {
+        return Status::InvalidArgument("output '" + o.name + "' is requested more than once");
+      }
+      output_names->push_back(o.name);
+    }
+  }
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<ServingCore>> ServingCore::Create(Options options) {
+  if (options.models == nullptr) return Status::InvalidArgument("ServingCore needs a ModelManager");
+  return std::unique_ptr<ServingCore>(new ServingCore(std::move(options)));
+}
+
+Result<core::InferResponse> ServingCore::Run(const core::InferRequest& request) const {
+  if (draining_) return Status::Unavailable("the server is shutting down");
+  ASSIGN_OR_RETURN(auto handle, options_.models->Find(request.model_name, request.model_version));
+  std::vector<const core::Tensor*> ordered;
+  std::vector<std::string> output_names;
+  RETURN_IF_ERROR(ValidateInferRequest(handle->config(), request, &ordered, &output_names));
+  ASSIGN_OR_RETURN(auto outputs, handle->pool->Execute(ordered, output_names));
+  core::InferResponse response;
+  response.model_name = handle->name;
+  response.model_version = handle->version;
+  response.id = request.id;
+  response.outputs = std::move(outputs);
+  return response;
+}
+
+void ServingCore::Infer(core::InferRequest request, core::InferCallback done) {
+  auto result = Run(request);
+  if (!result.ok()) {
+    spdlog::debug("infer model='{}' id='{}' failed: {}", request.model_name, request.id,
+                  result.status().ToString());
+  } else {
+    spdlog::debug("infer model='{}' version={} id='{}' ok", request.model_name,
+                  result->model_version, request.id);
+  }
+  done(std::move(result));
+}
+
+bool ServingCore::ServerReady() const {
+  if (draining_) return false;
+  return !options_.strict_readiness || options_.models->AllReady();
+}
+
+ServerMetadata ServingCore::GetServerMetadata() const {
+  return {"slipway", options_.server_version,
+          {"binary_tensor_data", "model_configuration", "model_repository"}};
+}
+
+Result<bool> ServingCore::ModelReady(const std::string& name, int64_t version) const {
+  auto handle = options_.models->Find(name, version);
+  if (handle.ok()) return true;
+  if (handle.status().code() == core::StatusCode::kUnavailable) return false;
+  return handle.status();
+}
+
+Result<ModelMetadata> ServingCore::GetModelMetadata(const std::string& name,
+                                                    int64_t version) const {
+  ASSIGN_OR_RETURN(auto handle, options_.models->Find(name, version));
+  const core::ModelConfig& config = handle->config();
+  ModelMetadata md;
+  md.name = name;
+  md.platform = config.platform;
+  if (version != 0) {
+    md.versions.push_back(std::to_string(version));
+  } else {
+    for (int64_t v : options_.models->ReadyVersions(name)) md.versions.push_back(std::to_string(v));
+  }
+  for (const auto& t : config.inputs) md.inputs.push_back({t.name, t.type, core::ExternalShape(config, t)});
+  for (const auto& t : config.outputs) {
+    md.outputs.push_back({t.name, t.type, core::ExternalShape(config, t)});
+  }
+  return md;
+}
+
+Result<core::ModelConfig> ServingCore::GetModelConfig(const std::string& name,
+                                                      int64_t version) const {
+  ASSIGN_OR_RETURN(auto handle, options_.models->Find(name, version));
+  return handle->config();
+}
+
+std::vector<RepositoryIndexEntry> ServingCore::RepositoryIndex(bool ready_only) const {
+  std::vector<RepositoryIndexEntry> out;
+  for (const auto& model : options_.models->Index()) {
+    for (const auto& v : model.versions) {
+      if (ready_only && v.state != lifecycle::VersionState::kReady) continue;
+      out.push_back({model.name, v.version > 0 ? std::to_string(v.version) : "",
+                     lifecycle::VersionStateName(v.state), v.reason});
+    }
+  }
+  return out;
+}
+
+Status ServingCore::LoadModel(const std::string& name) { return options_.models->Load(name); }
+
+Status ServingCore::UnloadModel(const std::string& name) { return options_.models->Unload(name); }
+
+}  // namespace slipway::serving

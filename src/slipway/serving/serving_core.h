@@ -1,0 +1,58 @@
+// ServingCore: the innermost InferenceService. Looks up the version handle, checks the request
+// against the model's config (names, datatypes, shapes, batch size, byte sizes) and runs it on the
+// version's instances. Also answers metadata, readiness and repository calls.
+// Thread safety: safe from any thread. Infer runs the model on the calling thread and calls
+// `done` before returning.
+#pragma once
+
+#include <atomic>
+#include <memory>
+
+#include "slipway/lifecycle/model_manager.h"
+#include "slipway/serving/inference_service.h"
+
+namespace slipway::serving {
+
+class ServingCore : public InferenceService, public AdminService {
+ public:
+  struct Options {
+    lifecycle::ModelManager* models = nullptr;  // not owned
+    // Ready only while every model is ready (Triton's default); otherwise ready once started.
+    bool strict_readiness = true;
+    std::string server_version = "0.1.0";
+  };
+  static core::Result<std::unique_ptr<ServingCore>> Create(Options options);
+
+  void Infer(core::InferRequest request, core::InferCallback done) override;
+  bool ServerLive() const override { return true; }
+  bool ServerReady() const override;
+  ServerMetadata GetServerMetadata() const override;
+  core::Result<bool> ModelReady(const std::string& name, int64_t version) const override;
+  core::Result<ModelMetadata> GetModelMetadata(const std::string& name,
+                                               int64_t version) const override;
+  core::Result<core::ModelConfig> GetModelConfig(const std::string& name,
+                                                 int64_t version) const override;
+
+  std::vector<RepositoryIndexEntry> RepositoryIndex(bool ready_only) const override;
+  core::Status LoadModel(const std::string& name) override;
+  core::Status UnloadModel(const std::string& name) override;
+
+  // After this, the server reports not ready and refuses new inference with UNAVAILABLE.
+  void StartDraining() { draining_ = true; }
+
+ private:
+  explicit ServingCore(Options options) : options_(std::move(options)) {}
+  core::Result<core::InferResponse> Run(const core::InferRequest& request) const;
+
+  Options options_;
+  std::atomic<bool> draining_{false};
+};
+
+// Checks `request` against `config`; on success fills `ordered` with the inputs in the config's
+// order and `output_names` with the outputs to compute. Exposed for unit tests and fuzzing.
+core::Status ValidateInferRequest(const core::ModelConfig& config,
+                                  const core::InferRequest& request,
+                                  std::vector<const core::Tensor*>* ordered,
+                                  std::vector<std::string>* output_names);
+
+}  // namespace slipway::serving
