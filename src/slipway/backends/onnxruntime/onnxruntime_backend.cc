@@ -307,6 +307,9 @@ class OrtBackend : public backend::Backend {
     if (config.source.empty()) config.source = "the model config";
     config.platform = platform();
     config.backend = name();
+    if (config.default_model_filename.empty()) {
+      config.default_model_filename = default_model_filename();
+    }
     bool file_batchable = true;
     for (const auto* list : {&in, &out}) {
       for (const auto& t : *list) {
