@@ -145,6 +145,27 @@ TEST_F(ServingCoreTest, UnknownModelAndVersionAreNotFound) {
   EXPECT_EQ(InferAndWait(*core_, r).status().code(), core::StatusCode::kNotFound);
 }
 
+TEST_F(ServingCoreTest, UnloadThenLoadAgain) {
+  ASSERT_TRUE(core_->ModelReady("identity_int8", 0).value());
+  ASSERT_TRUE(core_->UnloadModel("identity_int8").ok());
+  EXPECT_EQ(core_->ModelReady("identity_int8", 0).status().code(), core::StatusCode::kNotFound);
+  EXPECT_EQ(core_->UnloadModel("identity_int8").code(), core::StatusCode::kNotFound);
+  bool listed = false;
+  for (const auto& e : core_->RepositoryIndex(false)) {
+    if (e.name == "identity_int8") {
+      listed = true;
+      EXPECT_EQ(e.state, "UNAVAILABLE");
+      EXPECT_EQ(e.reason, "unloaded");
+    }
+  }
+  EXPECT_TRUE(listed);
+  for (const auto& e : core_->RepositoryIndex(true)) EXPECT_NE(e.name, "identity_int8");
+  ASSERT_TRUE(core_->LoadModel("identity_int8").ok());
+  EXPECT_TRUE(core_->ModelReady("identity_int8", 0).value());
+  EXPECT_EQ(core_->LoadModel("no_such_model").code(), core::StatusCode::kNotFound);
+  for (const auto& e : core_->RepositoryIndex(false)) EXPECT_NE(e.name, "no_such_model");
+}
+
 TEST_F(ServingCoreTest, ConcurrentRequestsAllSucceed) {
   std::vector<std::thread> threads;
   std::atomic<int> ok{0};

@@ -92,6 +92,10 @@ Status ModelManager::Load(const std::string& name) {
   std::lock_guard<std::mutex> lock(load_mu_);
   Entry entry;
   auto source = options_.repository->Read(name);
+  if (!source.ok() && source.status().code() == core::StatusCode::kNotFound &&
+      table_.load()->count(name) == 0) {
+    return source.status();  // nothing to record for a model that never existed
+  }
   if (!source.ok()) {
     spdlog::error("model '{}' failed: {}", name, source.status().message());
     entry.statuses.push_back({0, VersionState::kUnavailable, source.status().message()});
@@ -129,10 +133,16 @@ Status ModelManager::Load(const std::string& name) {
 Status ModelManager::Unload(const std::string& name) {
   std::lock_guard<std::mutex> lock(load_mu_);
   auto current = table_.load();
-  if (current->count(name) == 0) return Status::NotFound("model '" + name + "' is not loaded");
-  auto next = std::make_shared<Table>(*current);
-  next->erase(name);
-  table_.store(std::move(next));
+  auto it = current->find(name);
+  if (it == current->end() || it->second.unloaded) {
+    return Status::NotFound("model '" + name + "' is not loaded");
+  }
+  Entry entry;
+  entry.unloaded = true;
+  for (const auto& st : it->second.statuses) {
+    if (st.version > 0) entry.statuses.push_back({st.version, VersionState::kUnavailable, "unloaded"});
+  }
+  Publish(name, std::move(entry));
   spdlog::info("model '{}' unloaded", name);
   return Status::Ok();
 }
@@ -148,6 +158,7 @@ Result<std::shared_ptr<const ModelVersion>> ModelManager::Find(const std::string
   auto table = table_.load();
   auto it = table->find(name);
   if (it == table->end()) return Status::NotFound("unknown model '" + name + "'");
+  if (it->second.unloaded) return Status::NotFound("model '" + name + "' is unloaded");
   const Entry& entry = it->second;
   if (version == 0) {
     if (!entry.ready.empty()) return entry.ready.rbegin()->second;
@@ -189,6 +200,7 @@ std::vector<ModelStatus> ModelManager::Index() const {
 bool ModelManager::AllReady() const {
   auto table = table_.load();
   for (const auto& [name, entry] : *table) {
+    if (entry.unloaded) continue;
     for (const auto& st : entry.statuses) {
       if (st.state != VersionState::kReady) return false;
     }

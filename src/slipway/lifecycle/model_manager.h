@@ -76,6 +76,7 @@ class ModelManager {
 
  private:
   struct Entry {
+    bool unloaded = false;  // kept so the index can say so; Find treats it as unknown
     std::vector<VersionStatus> statuses;
     std::map<int64_t, std::shared_ptr<const ModelVersion>> ready;
   };

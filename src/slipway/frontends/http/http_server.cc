@@ -18,7 +18,7 @@ core::Result<std::unique_ptr<HttpServer>> HttpServer::Create(HttpServerOptions o
   const int threads = options.worker_threads;
   svr.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
   svr.set_keep_alive_max_count(std::numeric_limits<size_t>::max() / 2);
-  svr.set_keep_alive_timeout(30);
+  svr.set_keep_alive_timeout(5);
   svr.set_read_timeout(60);
   svr.set_write_timeout(60);
   svr.set_tcp_nodelay(true);
