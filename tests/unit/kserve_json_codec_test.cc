@@ -129,6 +129,19 @@ TEST(KserveJson, EncodesJsonAndBinaryOutputs) {
   EXPECT_EQ(enc.body.substr(enc.json_length), std::string(reinterpret_cast<char*>(vals), 8));
 }
 
+TEST(KserveJson, RawBinaryRequestDerivesTheVariableDimension) {
+  const std::string body(24, 'x');
+  core::InferRequest r;
+  ASSERT_TRUE(DecodeRawBinaryRequest(body, "in", DataType::kFp32, {-1, 2, -1}, true, &r).ok());
+  EXPECT_EQ(r.inputs[0].shape(), (core::Shape{1, 2, 3}));
+  EXPECT_TRUE(std::get<bool>(r.parameters.at("binary_data_output")));
+  core::InferRequest two;
+  EXPECT_FALSE(DecodeRawBinaryRequest(body, "in", DataType::kFp32, {-1, -1}, false, &two).ok());
+  core::InferRequest uneven;
+  EXPECT_FALSE(DecodeRawBinaryRequest(std::string(10, 'x'), "in", DataType::kFp32, {-1, 2, -1},
+                                      true, &uneven).ok());
+}
+
 TEST(KserveJson, IndexRequest) {
   EXPECT_FALSE(DecodeIndexRequest("").value());
   EXPECT_TRUE(DecodeIndexRequest(R"({"ready":true})").value());

@@ -246,7 +246,24 @@ void InferRoute(const RouteContext& ctx, const std::string& name, int64_t versio
   core::InferRequest request;
   request.model_name = name;
   request.model_version = version;
-  Status st = DecodeInferRequest(req.body, *header, &request);
+  Status st;
+  if (header->has_value() && **header == 0) {
+    auto md = ctx.inference->GetModelMetadata(name, version);
+    if (!md.ok()) return ReplyError(res, md.status());
+    if (md->inputs.size() != 1) {
+      return ReplyError(res, Status::InvalidArgument(
+                                 "a raw binary request (Inference-Header-Content-Length: 0) needs "
+                                 "a model with exactly one input; '" + name + "' has " +
+                                 std::to_string(md->inputs.size())));
+    }
+    auto config = ctx.inference->GetModelConfig(name, version);
+    if (!config.ok()) return ReplyError(res, config.status());
+    const auto& in = md->inputs[0];
+    st = DecodeRawBinaryRequest(req.body, in.name, in.type, in.shape,
+                                config->batch_size_limit() > 0, &request);
+  } else {
+    st = DecodeInferRequest(req.body, *header, &request);
+  }
   if (!st.ok()) return ReplyError(res, st);
   // The request may borrow from req.body, which lives until this handler returns.
   auto result = serving::InferAndWait(*ctx.inference, request);

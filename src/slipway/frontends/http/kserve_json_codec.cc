@@ -351,9 +351,8 @@ Status DecodeInferRequest(std::string_view body, std::optional<size_t> json_leng
                  " is larger than the body (" + std::to_string(body.size()) + " bytes)");
     }
     if (*json_length == 0) {
-      return Status::Unimplemented(
-          "a raw binary request (Inference-Header-Content-Length: 0) is not supported; send a "
-          "JSON header describing the inputs");
+      return Bad("Inference-Header-Content-Length 0 marks a raw binary request, which needs the "
+                 "model's metadata (DecodeRawBinaryRequest)");
     }
     header = *json_length;
   }
@@ -392,6 +391,43 @@ Status DecodeInferRequest(std::string_view body, std::optional<size_t> json_leng
   if (root["outputs"].get(outputs) == simdjson::SUCCESS) {
     RETURN_IF_ERROR(DecodeOutputs(outputs, request));
   }
+  return Status::Ok();
+}
+
+Status DecodeRawBinaryRequest(std::string_view body, const std::string& input_name,
+                              DataType type, const core::Shape& metadata_shape, bool batching,
+                              core::InferRequest* request) {
+  core::Shape shape = metadata_shape;
+  if (batching && !shape.empty()) shape[0] = 1;
+  if (type == DataType::kBytes) {
+    shape.assign(shape.size(), 1);
+  }
+  int variable = -1;
+  int64_t known = 1;
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (shape[i] == -1) {
+      if (variable != -1) {
+        return Bad("a raw binary request needs input '" + input_name +
+                   "' to have at most one variable dimension, its shape is " +
+                   core::ShapeToString(metadata_shape));
+      }
+      variable = static_cast<int>(i);
+    } else {
+      known *= shape[i];
+    }
+  }
+  if (variable != -1) {
+    const auto width = static_cast<int64_t>(core::DataTypeByteSize(type));
+    const auto size = static_cast<int64_t>(body.size());
+    if (known == 0 || width == 0 || size % (known * width) != 0) {
+      return Bad("raw binary request: " + std::to_string(body.size()) +
+                 " bytes do not make whole elements of input '" + input_name + "' with shape " +
+                 core::ShapeToString(metadata_shape));
+    }
+    shape[static_cast<size_t>(variable)] = size / (known * width);
+  }
+  request->inputs.push_back(core::Tensor::Borrowed(input_name, type, std::move(shape), body));
+  request->parameters["binary_data_output"] = true;
   return Status::Ok();
 }
 

@@ -22,6 +22,13 @@ namespace slipway::frontends::http {
 core::Status DecodeInferRequest(std::string_view body, std::optional<size_t> json_length,
                                 core::InferRequest* request);
 
+// Decodes a raw binary request (Inference-Header-Content-Length: 0): the whole body is the bytes
+// of the model's only input, as batch 1; at most one dimension may be variable, and it is derived
+// from the body's size. Every output is then sent as binary.
+core::Status DecodeRawBinaryRequest(std::string_view body, const std::string& input_name,
+                                    core::DataType type, const core::Shape& metadata_shape,
+                                    bool batching, core::InferRequest* request);
+
 struct EncodedResponse {
   std::string body;
   size_t json_length = 0;   // bytes of JSON at the front of body
