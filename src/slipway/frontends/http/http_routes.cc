@@ -1,6 +1,7 @@
 #include "slipway/frontends/http/http_routes.h"
 
 #include <spdlog/spdlog.h>
+#include <zlib.h>
 
 #include <charconv>
 #include <string_view>
@@ -351,9 +352,56 @@ void ModelRoutes(const RouteContext& ctx, const std::vector<std::string_view>& p
   NotFound(res);
 }
 
+bool HasToken(const std::string& header, std::string_view token) {
+  size_t pos = 0;
+  while ((pos = header.find(token, pos)) != std::string::npos) {
+    const bool start = pos == 0 || header[pos - 1] == ' ' || header[pos - 1] == ',';
+    const size_t end = pos + token.size();
+    const bool stop = end == header.size() || header[end] == ',' || header[end] == ';' ||
+                      header[end] == ' ';
+    if (start && stop) return true;
+    pos = end;
+  }
+  return false;
+}
+
+// cpp-httplib compresses with gzip (or br) itself; answer clients that accept only deflate.
+void MaybeDeflate(const httplib::Request& req, httplib::Response& res) {
+  const std::string accept = req.get_header_value("Accept-Encoding");
+  if (res.body.size() < 64 || !HasToken(accept, "deflate") || HasToken(accept, "gzip") ||
+      HasToken(accept, "br")) {
+    return;
+  }
+  uLongf size = compressBound(static_cast<uLong>(res.body.size()));
+  std::string out(size, '\0');
+  if (compress2(reinterpret_cast<Bytef*>(out.data()), &size,
+                reinterpret_cast<const Bytef*>(res.body.data()), static_cast<uLong>(res.body.size()),
+                Z_DEFAULT_COMPRESSION) != Z_OK) {
+    return;
+  }
+  out.resize(size);
+  res.body = std::move(out);
+  res.set_header("Content-Encoding", "deflate");
+}
+
+void Route(const RouteContext& ctx, const httplib::Request& req, httplib::Response& res);
+
 }  // namespace
 
 void HandleRequest(const RouteContext& ctx, const httplib::Request& req, httplib::Response& res) {
+  const std::string encoding = req.get_header_value("Content-Encoding");
+  if (!encoding.empty() && encoding != "identity" && encoding != "gzip" && encoding != "deflate" &&
+      encoding != "br") {
+    return Reply(res, 415, ErrorJson("unsupported Content-Encoding '" + encoding +
+                                     "'; use gzip, deflate or identity"));
+  }
+  Route(ctx, req, res);
+  MaybeDeflate(req, res);
+}
+
+namespace {
+
+void Route(const RouteContext& ctx, const httplib::Request& req, httplib::Response& res) {
   const auto parts = SplitPath(req.path);
   const bool get = req.method == "GET";
   const bool post = req.method == "POST";
@@ -375,4 +423,5 @@ void HandleRequest(const RouteContext& ctx, const httplib::Request& req, httplib
   NotFound(res);
 }
 
+}  // namespace
 }  // namespace slipway::frontends::http
