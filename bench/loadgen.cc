@@ -1,6 +1,6 @@
 // slipway_loadgen: a closed-loop load generator for Slipway (or any KServe v2 server).
 //
-//   slipway_loadgen --protocol grpc --port 8001 --http-port 8000 --model breast_cancer \
+//   slipway_loadgen --protocol grpc --port 8001 --http-port 8000 --model breast_cancer
 //                   --concurrency 8 --duration 5 --warmup 1
 //
 // Each of C worker threads owns one keep-alive HTTP connection (or one gRPC channel) and sends
@@ -21,10 +21,13 @@
 #include <httplib.h>
 #include <simdjson.h>
 
+#include <algorithm>
+#include <atomic>
 #include <charconv>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <latch>
 #include <memory>
 #include <random>
 #include <string>
@@ -265,6 +268,7 @@ class Worker {
  public:
   virtual ~Worker() = default;
   virtual bool Call(std::string* error) = 0;
+  virtual size_t request_bytes() const = 0;  // body (HTTP) or serialised message (gRPC) size
 };
 
 class HttpWorker : public Worker {
@@ -310,6 +314,7 @@ class HttpWorker : public Worker {
     }
     return true;
   }
+  size_t request_bytes() const override { return body_.size(); }
 
  private:
   httplib::Client client_;
@@ -351,6 +356,7 @@ class GrpcWorker : public Worker {
     }
     return true;
   }
+  size_t request_bytes() const override { return request_.ByteSizeLong(); }
 
  private:
   std::unique_ptr<inference::GRPCInferenceService::Stub> stub_;
@@ -384,21 +390,33 @@ int main(int argc, char** argv) {
       workers.push_back(std::make_unique<HttpWorker>(opt, inputs, opt.protocol == "http-binary"));
     }
   }
-  const size_t request_bytes = opt.protocol == "http-json" ? JsonBody(inputs).size() : [&] {
-    size_t unused = 0;
-    return opt.protocol == "http-binary" ? BinaryBody(inputs, &unused).size() : size_t{0};
-  }();
+  const size_t request_bytes = workers[0]->request_bytes();
 
-  const Window window = Window::Start(opt.warmup_s, opt.duration_s);
-  std::vector<Recorder> recorders;
-  for (int i = 0; i < opt.concurrency; ++i) recorders.emplace_back(window);
+  // Phase 1: every worker makes one call, which opens its connection, before the clock starts,
+  // so connection set-up (reported as first_call_max_us) stays out of the steady-state numbers.
+  // Phase 2: warm-up, then the measured window.
   std::vector<std::string> first_error(static_cast<size_t>(opt.concurrency));
+  std::vector<double> first_call_us(static_cast<size_t>(opt.concurrency), 0.0);
+  std::atomic<int> first_call_failures{0};
+  std::latch connected(opt.concurrency);
+  std::latch go(1);
+  Window window{};
+  std::vector<Recorder> recorders;
   std::vector<std::thread> threads;
   for (int i = 0; i < opt.concurrency; ++i) {
     threads.emplace_back([&, i] {
       const auto idx = static_cast<size_t>(i);
-      Recorder& rec = recorders[idx];
       std::string error;
+      const auto first_start = Clock::now();
+      if (!workers[idx]->Call(&error)) {
+        ++first_call_failures;
+        first_error[idx] = error;
+      }
+      first_call_us[idx] =
+          std::chrono::duration<double, std::micro>(Clock::now() - first_start).count();
+      connected.count_down();
+      go.wait();
+      Recorder& rec = recorders[idx];
       while (rec.Running()) {
         const auto start = Clock::now();
         const bool ok = workers[idx]->Call(&error);
@@ -407,6 +425,10 @@ int main(int argc, char** argv) {
       }
     });
   }
+  connected.wait();
+  window = Window::Start(opt.warmup_s, opt.duration_s);
+  for (int i = 0; i < opt.concurrency; ++i) recorders.emplace_back(window);
+  go.count_down();
   std::this_thread::sleep_until(window.measure_begin);
   const double cpu0 = slipway::bench::ProcessCpuSeconds();
   std::this_thread::sleep_until(window.measure_end);
@@ -424,10 +446,11 @@ int main(int argc, char** argv) {
   const Summary s = Summary::Merge(recorders, opt.duration_s);
   std::printf("{\"tool\":\"slipway_loadgen\",\"protocol\":\"%s\",\"model\":\"%s\",\"inputs\":\"%s\","
               "\"request_bytes\":%zu,\"concurrency\":%d,%s,\"client_cpu_s\":%.3f,"
-              "\"first_error\":\"%s\"}\n",
+              "\"first_call_max_us\":%.1f,\"first_call_errors\":%d,\"first_error\":\"%s\"}\n",
               opt.protocol.c_str(), JsonEscape(opt.model).c_str(), JsonEscape(input_desc).c_str(),
               request_bytes, opt.concurrency, s.JsonFields().c_str(), cpu1 - cpu0,
-              JsonEscape(error).c_str());
+              *std::max_element(first_call_us.begin(), first_call_us.end()),
+              first_call_failures.load(), JsonEscape(error).c_str());
   std::fflush(stdout);
-  return s.errors == 0 && s.requests > 0 ? 0 : 1;
+  return s.errors == 0 && first_call_failures == 0 && s.requests > 0 ? 0 : 1;
 }

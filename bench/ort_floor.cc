@@ -8,11 +8,15 @@
 // prints one JSON line: p50/p90/p99/max/mean latency (µs) and throughput (runs/s).
 //
 // Sessions: S = min(C, --instances) sessions, --instances defaulting to the hardware threads (the
-// server's default instance count with 1 intra-op thread). Thread i uses session i mod S. A session
-// runs one Run() at a time (a mutex per session), as the server's InstancePool runs one call per
-// instance, so for C > S the latency includes waiting for the session, like queueing in the server.
+// server's default instance count with 1 intra-op thread). Thread i uses session i mod S (round
+// robin). A session runs one Run() at a time, as the server's InstancePool runs one call per
+// instance, and hands itself to its waiting threads in FIFO order (a ticket lock), so for C > S the
+// latency is the ideal queueing time (about C/S runs) plus one thread wake-up per hand-over, the
+// same hand-over the server's pool does. (A plain std::mutex lets one thread re-take the session
+// for milliseconds, which gives a meaningless p50 near the run time and a huge max.)
 #include <onnxruntime_cxx_api.h>
 
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -108,7 +112,8 @@ std::vector<InputBuffer> MakeInputs(Ort::Session& session, unsigned seed) {
   for (size_t i = 0; i < session.GetInputCount(); ++i) {
     InputBuffer in;
     in.name = session.GetInputNameAllocated(i, alloc).get();
-    auto info = session.GetInputTypeInfo(i).GetTensorTypeAndShapeInfo();
+    Ort::TypeInfo type_info = session.GetInputTypeInfo(i);  // must outlive `info`
+    auto info = type_info.GetTensorTypeAndShapeInfo();
     in.type = info.GetElementType();
     in.shape = info.GetShape();
     size_t count = 1;
@@ -139,9 +144,34 @@ std::vector<InputBuffer> MakeInputs(Ort::Session& session, unsigned seed) {
   return inputs;
 }
 
-struct SharedSession {
-  std::unique_ptr<Ort::Session> session;
-  std::mutex mu;  // one Run at a time, as one server instance
+// A session used by one or more threads, one Run at a time, granted in arrival order.
+class SharedSession {
+ public:
+  explicit SharedSession(std::unique_ptr<Ort::Session> s) : session_(std::move(s)) {}
+  Ort::Session& session() { return *session_; }
+
+  // Blocks until it is the caller's turn; the caller must call Release() after its Run.
+  void Acquire() {
+    std::unique_lock<std::mutex> lock(mu_);
+    const uint64_t ticket = next_ticket_++;
+    cv_.wait(lock, [&] { return serving_ == ticket; });
+  }
+  void Release() {
+    bool waiters;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ++serving_;
+      waiters = next_ticket_ != serving_;
+    }
+    if (waiters) cv_.notify_all();
+  }
+
+ private:
+  std::unique_ptr<Ort::Session> session_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  uint64_t next_ticket_ = 0;  // guarded by mu_
+  uint64_t serving_ = 0;      // guarded by mu_
 };
 
 }  // namespace
@@ -160,17 +190,16 @@ int main(int argc, char** argv) {
     const int sessions = std::min(opt.concurrency, opt.instances);
     std::vector<std::unique_ptr<SharedSession>> pool;
     for (int i = 0; i < sessions; ++i) {
-      auto s = std::make_unique<SharedSession>();
-      s->session = std::make_unique<Ort::Session>(env, opt.model.c_str(), so);
-      pool.push_back(std::move(s));
+      pool.push_back(std::make_unique<SharedSession>(
+          std::make_unique<Ort::Session>(env, opt.model.c_str(), so)));
     }
     // The same input for every thread and session.
-    const std::vector<InputBuffer> inputs = MakeInputs(*pool[0]->session, opt.seed);
+    const std::vector<InputBuffer> inputs = MakeInputs(pool[0]->session(), opt.seed);
     std::vector<std::string> output_names;
     {
       Ort::AllocatorWithDefaultOptions alloc;
-      for (size_t i = 0; i < pool[0]->session->GetOutputCount(); ++i) {
-        output_names.push_back(pool[0]->session->GetOutputNameAllocated(i, alloc).get());
+      for (size_t i = 0; i < pool[0]->session().GetOutputCount(); ++i) {
+        output_names.push_back(pool[0]->session().GetOutputNameAllocated(i, alloc).get());
       }
     }
 
@@ -199,9 +228,9 @@ int main(int argc, char** argv) {
         while (rec.Running()) {
           const auto start = Clock::now();
           bool ok = true;
+          shared.Acquire();
           try {
-            std::lock_guard<std::mutex> lock(shared.mu);
-            auto out = shared.session->Run(Ort::RunOptions{nullptr}, in_names.data(),
+            auto out = shared.session().Run(Ort::RunOptions{nullptr}, in_names.data(),
                                            values.data(), values.size(), out_names.data(),
                                            out_names.size());
             ok = out.size() == out_names.size();
@@ -209,6 +238,7 @@ int main(int argc, char** argv) {
             ok = false;
             if (failures[static_cast<size_t>(t)].empty()) failures[static_cast<size_t>(t)] = e.what();
           }
+          shared.Release();
           rec.Finish(start, ok);
         }
       });

@@ -113,8 +113,10 @@ int RunServe(const ServeOptions& options) {
     std::_Exit(0);
   });
   watchdog.detach();
+  // Both frontends drain at once: an open gRPC stream must not hold up the HTTP side.
+  std::thread http_drain([&http_server] { (*http_server)->Shutdown(); });
   (*grpc_server)->Shutdown(std::chrono::duration_cast<std::chrono::milliseconds>(timeout));
-  (*http_server)->Shutdown();
+  http_drain.join();
   spdlog::info("drained; exiting");
   spdlog::default_logger()->flush();
   return 0;
