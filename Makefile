@@ -4,6 +4,7 @@
 JOBS ?= $(shell nproc)
 BUILD ?= build
 ASAN_BUILD ?= build-asan
+TSAN_BUILD ?= build-tsan
 FUZZ_BUILD ?= build-fuzz
 PYTHON ?= /usr/bin/python3
 HTTP_PORT ?= 8000
@@ -14,7 +15,7 @@ ifdef ONNXRUNTIME_ROOT
 CMAKE_FLAGS += -DONNXRUNTIME_ROOT=$(ONNXRUNTIME_ROOT)
 endif
 
-.PHONY: setup build serve test unit integration asan fuzz models bench clean
+.PHONY: setup build serve test unit integration asan tsan fuzz models bench clean
 
 setup:
 	./scripts/setup.sh
@@ -45,17 +46,24 @@ asan: setup models
 	  ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions=$(abspath tests/lsan.supp) \
 	  $(PYTHON) -m pytest -q tests/integration
 
+# ThreadSanitizer over the unit tests (scheduler, lifecycle and serving under concurrent load).
+tsan: setup models
+	cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSLIPWAY_SANITIZE=thread \
+	  -DSLIPWAY_BENCH=OFF $(CMAKE_FLAGS)
+	cmake --build $(TSAN_BUILD) -j$(JOBS) --target slipway_unit_tests
+	cd $(TSAN_BUILD) && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -j$(JOBS)
+
 fuzz: setup
 	CC=clang-14 CXX=clang++-14 cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	  -DSLIPWAY_FUZZ=ON -DSLIPWAY_TESTS=OFF -DSLIPWAY_BENCH=OFF $(CMAKE_FLAGS)
 	cmake --build $(FUZZ_BUILD) -j$(JOBS) --target fuzz_json_request fuzz_grpc_request
 	./tests/fuzz/run_fuzzers.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
-test: unit integration asan fuzz
+test: unit integration asan tsan fuzz
 	@echo "make test: all suites passed"
 
 bench: build
 	$(PYTHON) bench/run_foundation.py --binary $(BUILD)/slipway --floor $(BUILD)/bench/ort_floor
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD)

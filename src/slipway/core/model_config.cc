@@ -75,8 +75,9 @@ Status ValidateModelConfig(const ModelConfig& config) {
 
 Shape ExternalShape(const ModelConfig& config, const TensorConfig& tensor) {
   Shape s;
+  s.reserve(tensor.dims.size() + 1);
   if (config.batch_size_limit() > 0) s.push_back(-1);
-  s.insert(s.end(), tensor.dims.begin(), tensor.dims.end());
+  for (int64_t d : tensor.dims) s.push_back(d);
   return s;
 }
 
