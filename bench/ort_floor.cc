@@ -10,12 +10,13 @@
 // Sessions: S = min(C, --instances) sessions, --instances defaulting to the hardware threads (the
 // server's default instance count with 1 intra-op thread). Thread i uses session i mod S (round
 // robin). A session runs one Run() at a time, as the server's InstancePool runs one call per
-// instance, and hands itself to its waiting threads in FIFO order (a ticket lock), so for C > S the
-// latency is the ideal queueing time (about C/S runs) plus one thread wake-up per hand-over, the
-// same hand-over the server's pool does. (A plain std::mutex lets one thread re-take the session
-// for milliseconds, which gives a meaningless p50 near the run time and a huge max.)
+// instance, and is granted to the threads waiting for it in FIFO order (a ticket lock; a plain
+// std::mutex lets one thread keep re-taking it for a whole time slice). For C > S threads wait for
+// their session, and how long depends on how the OS schedules C threads on the cores: at C > S
+// read the floor's throughput, not its latency.
 #include <onnxruntime_cxx_api.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
