@@ -81,7 +81,7 @@ int RunServe(const ServeOptions& options) {
   http.inference = core->get();
   http.admin = core->get();
   http.max_body_bytes = options.http_max_body_bytes;
-  http.worker_threads = options.http_threads;
+  http.io_threads = options.http_threads;
   auto http_server = frontends::http::HttpServer::Create(http);
   if (!http_server.ok()) {
     spdlog::critical("{}", http_server.status().message());

@@ -75,15 +75,14 @@ Result<std::shared_ptr<const ModelVersion>> ModelManager::LoadVersion(
   backend::LoadOptions load;
   load.model_path = (dir / filename).string();
   load.config = config;
+  if (load.config.instance_count <= 0) load.config.instance_count = options_.default_instance_count;
   load.intra_op_threads = options_.intra_op_threads;
   ASSIGN_OR_RETURN(auto model, backend->Load(load));
   auto mv = std::make_shared<ModelVersion>();
   mv->name = source.name;
   mv->version = version;
-  const int64_t count = model->config().instance_count > 0 ? model->config().instance_count
-                                                           : options_.default_instance_count;
   ASSIGN_OR_RETURN(mv->pool, scheduler::InstancePool::Create(
-                                 {model.get(), static_cast<int>(count)}));
+                                 {model.get(), static_cast<int>(model->config().instance_count)}));
   mv->model = std::move(model);
   return std::shared_ptr<const ModelVersion>(std::move(mv));
 }

@@ -120,7 +120,6 @@ Result<std::unique_ptr<ServingCore>> ServingCore::Create(Options options) {
 }
 
 Result<core::InferResponse> ServingCore::Run(const core::InferRequest& request) const {
-  if (draining_) return Status::Unavailable("the server is shutting down");
   ASSIGN_OR_RETURN(auto handle, options_.models->Find(request.model_name, request.model_version));
   std::vector<const core::Tensor*> ordered;
   std::vector<std::string> output_names;

@@ -37,7 +37,8 @@ class ServingCore : public InferenceService, public AdminService {
   core::Status LoadModel(const std::string& name) override;
   core::Status UnloadModel(const std::string& name) override;
 
-  // After this, the server reports not ready and refuses new inference with UNAVAILABLE.
+  // After this, the server reports not ready. Requests keep being served: the frontends stop
+  // admitting new ones, and those already admitted must finish.
   void StartDraining() { draining_ = true; }
 
  private:

@@ -1,7 +1,5 @@
 #include "slipway/frontends/http/http_routes.h"
 
-#include <spdlog/spdlog.h>
-#include <zlib.h>
 
 #include <charconv>
 #include <string_view>
@@ -35,12 +33,13 @@ namespace {
 
 constexpr const char* kJson = "application/json";
 
-void Reply(httplib::Response& res, int status, std::string body) {
+void Reply(HttpResponse& res, int status, std::string body) {
   res.status = status;
-  res.set_content(std::move(body), kJson);
+  res.body = std::move(body);
+  res.content_type = kJson;
 }
 
-void ReplyError(httplib::Response& res, const Status& st) {
+void ReplyError(HttpResponse& res, const Status& st) {
   Reply(res, HttpStatusFor(st.code()), ErrorJson(st.message()));
 }
 
@@ -58,7 +57,7 @@ std::vector<std::string_view> SplitPath(std::string_view path) {
 
 // ---- server resources: /v2, /v2/health/* ----
 
-void ServerMetadataRoute(const RouteContext& ctx, httplib::Response& res) {
+void ServerMetadataRoute(const RouteContext& ctx, HttpResponse& res) {
   const auto md = ctx.inference->GetServerMetadata();
   core::JsonWriter w;
   w.StartObject();
@@ -74,7 +73,7 @@ void ServerMetadataRoute(const RouteContext& ctx, httplib::Response& res) {
   Reply(res, 200, w.Take());
 }
 
-void HealthRoute(const RouteContext& ctx, std::string_view which, httplib::Response& res) {
+void HealthRoute(const RouteContext& ctx, std::string_view which, HttpResponse& res) {
   const bool ok = which == "live" ? ctx.inference->ServerLive() : ctx.inference->ServerReady();
   core::JsonWriter w;
   w.StartObject();
@@ -104,7 +103,7 @@ void WriteTensorMetadata(core::JsonWriter& w, const std::vector<serving::TensorM
 }
 
 void ModelMetadataRoute(const RouteContext& ctx, const std::string& name, int64_t version,
-                        httplib::Response& res) {
+                        HttpResponse& res) {
   auto md = ctx.inference->GetModelMetadata(name, version);
   if (!md.ok()) return ReplyError(res, md.status());
   core::JsonWriter w;
@@ -126,7 +125,7 @@ void ModelMetadataRoute(const RouteContext& ctx, const std::string& name, int64_
 }
 
 void ModelReadyRoute(const RouteContext& ctx, const std::string& name, int64_t version,
-                     httplib::Response& res) {
+                     HttpResponse& res) {
   auto ready = ctx.inference->ModelReady(name, version);
   if (!ready.ok()) return ReplyError(res, ready.status());
   core::JsonWriter w;
@@ -158,7 +157,7 @@ void WriteTensorConfigs(core::JsonWriter& w, const std::vector<core::TensorConfi
 
 // The model config in Triton's JSON form: proto field names, int64 as numbers.
 void ModelConfigRoute(const RouteContext& ctx, const std::string& name, int64_t version,
-                      httplib::Response& res) {
+                      HttpResponse& res) {
   auto config = ctx.inference->GetModelConfig(name, version);
   if (!config.ok()) return ReplyError(res, config.status());
   const core::ModelConfig& c = *config;
@@ -228,9 +227,9 @@ void ModelConfigRoute(const RouteContext& ctx, const std::string& name, int64_t 
   Reply(res, 200, w.Take());
 }
 
-core::Result<std::optional<size_t>> HeaderLength(const httplib::Request& req) {
+core::Result<std::optional<size_t>> HeaderLength(const HttpRequest& req) {
   if (!req.has_header("Inference-Header-Content-Length")) return std::optional<size_t>();
-  const std::string v = req.get_header_value("Inference-Header-Content-Length");
+  const std::string v = req.header("Inference-Header-Content-Length");
   size_t n = 0;
   auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
   if (v.empty() || ec != std::errc() || ptr != v.data() + v.size()) {
@@ -241,7 +240,7 @@ core::Result<std::optional<size_t>> HeaderLength(const httplib::Request& req) {
 }
 
 void InferRoute(const RouteContext& ctx, const std::string& name, int64_t version,
-                const httplib::Request& req, httplib::Response& res) {
+                const HttpRequest& req, HttpResponse& res) {
   auto header = HeaderLength(req);
   if (!header.ok()) return ReplyError(res, header.status());
   core::InferRequest request;
@@ -271,18 +270,18 @@ void InferRoute(const RouteContext& ctx, const std::string& name, int64_t versio
   if (!result.ok()) return ReplyError(res, result.status());
   EncodedResponse encoded = EncodeInferResponse(*result, request);
   res.status = 200;
+  res.content_type = encoded.has_binary ? "application/octet-stream" : kJson;
   if (encoded.has_binary) {
-    res.set_header("Inference-Header-Content-Length", std::to_string(encoded.json_length));
-    res.set_content(std::move(encoded.body), "application/octet-stream");
-  } else {
-    res.set_content(std::move(encoded.body), kJson);
+    res.headers.emplace_back("Inference-Header-Content-Length",
+                             std::to_string(encoded.json_length));
   }
+  res.body = std::move(encoded.body);
 }
 
 // ---- repository resources: /v2/repository/... ----
 
-void RepositoryIndexRoute(const RouteContext& ctx, const httplib::Request& req,
-                          httplib::Response& res) {
+void RepositoryIndexRoute(const RouteContext& ctx, const HttpRequest& req,
+                          HttpResponse& res) {
   auto ready_only = DecodeIndexRequest(req.body);
   if (!ready_only.ok()) return ReplyError(res, ready_only.status());
   core::JsonWriter w;
@@ -308,7 +307,7 @@ void RepositoryIndexRoute(const RouteContext& ctx, const httplib::Request& req,
 }
 
 void RepositoryModelRoute(const RouteContext& ctx, const std::string& name, std::string_view action,
-                          httplib::Response& res) {
+                          HttpResponse& res) {
   const Status st = action == "load" ? ctx.admin->LoadModel(name) : ctx.admin->UnloadModel(name);
   if (!st.ok()) return ReplyError(res, st);
   core::JsonWriter w;
@@ -321,14 +320,14 @@ void RepositoryModelRoute(const RouteContext& ctx, const std::string& name, std:
   Reply(res, 200, w.Take());
 }
 
-void MethodNotAllowed(httplib::Response& res) {
+void MethodNotAllowed(HttpResponse& res) {
   Reply(res, 405, ErrorJson("Method Not Allowed"));
 }
 
-void NotFound(httplib::Response& res) { Reply(res, 404, ErrorJson("Not Found")); }
+void NotFound(HttpResponse& res) { Reply(res, 404, ErrorJson("Not Found")); }
 
 void ModelRoutes(const RouteContext& ctx, const std::vector<std::string_view>& parts,
-                 const httplib::Request& req, httplib::Response& res) {
+                 const HttpRequest& req, HttpResponse& res) {
   // parts: v2 models {m} [versions {v}] [action]
   const std::string name(parts[2]);
   size_t i = 3;
@@ -352,56 +351,17 @@ void ModelRoutes(const RouteContext& ctx, const std::vector<std::string_view>& p
   NotFound(res);
 }
 
-bool HasToken(const std::string& header, std::string_view token) {
-  size_t pos = 0;
-  while ((pos = header.find(token, pos)) != std::string::npos) {
-    const bool start = pos == 0 || header[pos - 1] == ' ' || header[pos - 1] == ',';
-    const size_t end = pos + token.size();
-    const bool stop = end == header.size() || header[end] == ',' || header[end] == ';' ||
-                      header[end] == ' ';
-    if (start && stop) return true;
-    pos = end;
-  }
-  return false;
-}
-
-// cpp-httplib compresses with gzip (or br) itself; answer clients that accept only deflate.
-void MaybeDeflate(const httplib::Request& req, httplib::Response& res) {
-  const std::string accept = req.get_header_value("Accept-Encoding");
-  if (res.body.size() < 64 || !HasToken(accept, "deflate") || HasToken(accept, "gzip") ||
-      HasToken(accept, "br")) {
-    return;
-  }
-  uLongf size = compressBound(static_cast<uLong>(res.body.size()));
-  std::string out(size, '\0');
-  if (compress2(reinterpret_cast<Bytef*>(out.data()), &size,
-                reinterpret_cast<const Bytef*>(res.body.data()), static_cast<uLong>(res.body.size()),
-                Z_DEFAULT_COMPRESSION) != Z_OK) {
-    return;
-  }
-  out.resize(size);
-  res.body = std::move(out);
-  res.set_header("Content-Encoding", "deflate");
-}
-
-void Route(const RouteContext& ctx, const httplib::Request& req, httplib::Response& res);
+void Route(const RouteContext& ctx, const HttpRequest& req, HttpResponse& res);
 
 }  // namespace
 
-void HandleRequest(const RouteContext& ctx, const httplib::Request& req, httplib::Response& res) {
-  const std::string encoding = req.get_header_value("Content-Encoding");
-  if (!encoding.empty() && encoding != "identity" && encoding != "gzip" && encoding != "deflate" &&
-      encoding != "br") {
-    return Reply(res, 415, ErrorJson("unsupported Content-Encoding '" + encoding +
-                                     "'; use gzip, deflate or identity"));
-  }
+void HandleRequest(const RouteContext& ctx, const HttpRequest& req, HttpResponse& res) {
   Route(ctx, req, res);
-  MaybeDeflate(req, res);
 }
 
 namespace {
 
-void Route(const RouteContext& ctx, const httplib::Request& req, httplib::Response& res) {
+void Route(const RouteContext& ctx, const HttpRequest& req, HttpResponse& res) {
   const auto parts = SplitPath(req.path);
   const bool get = req.method == "GET";
   const bool post = req.method == "POST";

@@ -3,7 +3,7 @@
 // Thread safety: stateless; handlers may run concurrently.
 #pragma once
 
-#include <httplib.h>
+#include "slipway/frontends/http/http_message.h"
 
 #include "slipway/serving/inference_service.h"
 
@@ -15,7 +15,7 @@ struct RouteContext {
 };
 
 // Handles any request; always fills `res` (status, body, content type).
-void HandleRequest(const RouteContext& ctx, const httplib::Request& req, httplib::Response& res);
+void HandleRequest(const RouteContext& ctx, const HttpRequest& req, HttpResponse& res);
 
 // The HTTP status for a Status code.
 int HttpStatusFor(core::StatusCode code);

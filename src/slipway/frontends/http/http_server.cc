@@ -1,86 +1,326 @@
 #include "slipway/frontends/http/http_server.h"
 
-#include <httplib.h>
 #include <spdlog/spdlog.h>
 
+#include <array>
+#include <atomic>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <condition_variable>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include "slipway/frontends/http/http_compression.h"
 #include "slipway/frontends/http/http_routes.h"
 #include "slipway/frontends/http/kserve_json_codec.h"
 
 namespace slipway::frontends::http {
 
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+namespace net = boost::asio;
+using tcp = boost::asio::ip::tcp;
+
+class Session;
+
+namespace {
+std::string_view View(beast::string_view s) { return {s.data(), s.size()}; }
+}  // namespace
+
+class HttpServer::Impl {
+ public:
+  explicit Impl(HttpServerOptions options)
+      : options_(std::move(options)),
+        ctx_{options_.inference, options_.admin},
+        acceptor_(net::make_strand(ioc_)) {}
+
+  core::Status Listen();
+  void Start();
+  void Shutdown();
+
+  void Accept();
+  void Register(const std::shared_ptr<Session>& session);
+  void SessionEnded();
+
+  const HttpServerOptions options_;
+  const RouteContext ctx_;
+  net::io_context ioc_;
+  tcp::acceptor acceptor_;
+  std::vector<std::thread> threads_;
+  std::atomic<bool> draining_{false};
+  int port_ = 0;
+
+  std::mutex mu_;
+  std::condition_variable ended_cv_;
+  std::vector<std::weak_ptr<Session>> sessions_;  // guarded by mu_
+  int live_sessions_ = 0;                         // guarded by mu_
+  bool shut_down_ = false;                        // guarded by mu_
+};
+
+// One connection. Every member is touched only on the session's strand.
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket socket, HttpServer::Impl* server)
+      : stream_(std::move(socket)), server_(server) {}
+  ~Session() { server_->SessionEnded(); }
+
+  void Start() {
+    net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->ReadHeader(); });
+  }
+
+  // Called through the strand when the server drains: an idle connection closes now, a busy
+  // one after its response.
+  void CloseIfIdle() {
+    net::post(stream_.get_executor(), [self = shared_from_this()] {
+      if (!self->busy_) self->Close();
+    });
+  }
+
+ private:
+  void ReadHeader() {
+    busy_ = false;
+    if (server_->draining_) return Close();
+    parser_.emplace();
+    parser_->header_limit(64 * 1024);
+    parser_->body_limit(server_->options_.max_body_bytes);
+    stream_.expires_after(std::chrono::seconds(server_->options_.idle_timeout_seconds));
+    bhttp::async_read_header(stream_, buffer_, *parser_,
+                             [self = shared_from_this()](beast::error_code ec, size_t) {
+                               self->OnHeader(ec);
+                             });
+  }
+
+  void OnHeader(beast::error_code ec) {
+    if (ec == bhttp::error::body_limit) return RefuseTooLarge();
+    if (ec) return Close();
+    busy_ = true;
+    stream_.expires_after(std::chrono::seconds(server_->options_.request_timeout_seconds));
+    const auto& req = parser_->get();
+    if (EqualsIgnoreCase(View(req[bhttp::field::expect]), "100-continue")) {
+      auto cont = std::make_shared<bhttp::response<bhttp::empty_body>>(bhttp::status::continue_,
+                                                                       req.version());
+      bhttp::async_write(stream_, *cont,
+                         [self = shared_from_this(), cont](beast::error_code wec, size_t) {
+                           if (wec) return self->Close();
+                           self->ReadBody();
+                         });
+      return;
+    }
+    ReadBody();
+  }
+
+  void ReadBody() {
+    bhttp::async_read(stream_, buffer_, *parser_,
+                      [self = shared_from_this()](beast::error_code ec, size_t) {
+                        self->OnBody(ec);
+                      });
+  }
+
+  void OnBody(beast::error_code ec) {
+    if (ec == bhttp::error::body_limit) return RefuseTooLarge();
+    if (ec) return Close();
+    Handle(parser_->release());
+  }
+
+  // Answers 413 and closes; the rest of the body is read and dropped for a short while first
+  // ("lingering close") so the client sees the answer rather than a reset connection.
+  void RefuseTooLarge() {
+    HttpResponse res;
+    res.status = 413;
+    res.body = ErrorJson("request body is larger than the limit of " +
+                         std::to_string(server_->options_.max_body_bytes) + " bytes");
+    linger_ = true;
+    Write(std::move(res), false, ContentCoding::kIdentity, 11);
+  }
+
+  void Linger() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    stream_.expires_after(std::chrono::seconds(2));
+    auto scratch = std::make_shared<std::array<char, 65536>>();
+    DrainInput(scratch);
+  }
+
+  void DrainInput(std::shared_ptr<std::array<char, 65536>> scratch) {
+    stream_.async_read_some(net::buffer(*scratch),
+                            [self = shared_from_this(), scratch](beast::error_code ec, size_t) {
+                              if (ec) return self->Close();
+                              self->DrainInput(scratch);
+                            });
+  }
+
+  void Handle(bhttp::request<bhttp::string_body> raw) {
+    HttpRequest req;
+    req.method = std::string(raw.method_string());
+    const std::string_view target = View(raw.target());
+    req.path = std::string(target.substr(0, target.find('?')));
+    for (const auto& field : raw) {
+      req.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
+    }
+    HttpResponse res;
+    auto coding = ParseContentEncoding(View(raw[bhttp::field::content_encoding]));
+    if (!coding.ok()) {
+      res.status = 415;
+      res.body = ErrorJson(coding.status().message());
+    } else if (*coding != ContentCoding::kIdentity) {
+      auto inflated = Decompress(raw.body(), *coding, server_->options_.max_body_bytes);
+      if (inflated.ok()) {
+        req.body = std::move(inflated).value();
+      } else {
+        res.status = inflated.status().code() == core::StatusCode::kResourceExhausted ? 413 : 400;
+        res.body = ErrorJson(inflated.status().message());
+      }
+    } else {
+      req.body = std::move(raw.body());
+    }
+    if (res.body.empty()) HandleRequest(server_->ctx_, req, res);
+    const bool keep_alive = raw.keep_alive() && !server_->draining_;
+    Write(std::move(res), keep_alive,
+          ChooseResponseCoding(View(raw[bhttp::field::accept_encoding])),
+          raw.version());
+  }
+
+  void Write(HttpResponse res, bool keep_alive, ContentCoding coding, unsigned version) {
+    auto out = std::make_shared<bhttp::response<bhttp::string_body>>(
+        static_cast<bhttp::status>(res.status), version);
+    out->set(bhttp::field::server, "slipway");
+    out->set(bhttp::field::content_type, res.content_type);
+    for (auto& [name, value] : res.headers) out->set(name, value);
+    if (coding != ContentCoding::kIdentity &&
+        res.body.size() >= server_->options_.compress_min_bytes) {
+      out->set(bhttp::field::content_encoding, std::string(ContentCodingName(coding)));
+      out->set(bhttp::field::vary, "Accept-Encoding");
+      out->body() = Compress(res.body, coding);
+    } else {
+      out->body() = std::move(res.body);
+    }
+    out->keep_alive(keep_alive);
+    out->prepare_payload();
+    bhttp::async_write(stream_, *out,
+                       [self = shared_from_this(), out](beast::error_code ec, size_t) {
+                         if (!ec && self->linger_) return self->Linger();
+                         if (ec || !out->keep_alive()) return self->Close();
+                         self->ReadHeader();
+                       });
+  }
+
+  void Close() {
+    busy_ = false;
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+    stream_.socket().close(ec);
+  }
+
+  beast::tcp_stream stream_;
+  HttpServer::Impl* server_;
+  beast::flat_buffer buffer_;
+  std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  bool busy_ = false;
+  bool linger_ = false;
+};
+
+core::Status HttpServer::Impl::Listen() {
+  beast::error_code ec;
+  const auto address = net::ip::make_address(options_.host, ec);
+  if (ec) return core::Status::InvalidArgument("invalid HTTP host '" + options_.host + "'");
+  const tcp::endpoint endpoint(address, static_cast<unsigned short>(options_.port));
+  acceptor_.open(endpoint.protocol(), ec);
+  if (!ec) acceptor_.set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor_.bind(endpoint, ec);
+  if (!ec) acceptor_.listen(net::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return core::Status::Unavailable("cannot listen for HTTP on " + options_.host + ":" +
+                                     std::to_string(options_.port) + ": " + ec.message());
+  }
+  port_ = acceptor_.local_endpoint().port();
+  return core::Status::Ok();
+}
+
+void HttpServer::Impl::Start() {
+  Accept();
+  const int n = std::max(1, options_.io_threads);
+  for (int i = 0; i < n; ++i) threads_.emplace_back([this] { ioc_.run(); });
+}
+
+void HttpServer::Impl::Accept() {
+  acceptor_.async_accept(net::make_strand(ioc_), [this](beast::error_code ec, tcp::socket socket) {
+    if (draining_) return;
+    if (!ec) {
+      socket.set_option(tcp::no_delay(true), ec);
+      auto session = std::make_shared<Session>(std::move(socket), this);
+      Register(session);
+      session->Start();
+    }
+    Accept();
+  });
+}
+
+void HttpServer::Impl::Register(const std::shared_ptr<Session>& session) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++live_sessions_;
+  if (sessions_.size() > 64) {
+    std::erase_if(sessions_, [](const std::weak_ptr<Session>& s) { return s.expired(); });
+  }
+  sessions_.push_back(session);
+}
+
+void HttpServer::Impl::SessionEnded() {
+  std::lock_guard<std::mutex> lock(mu_);
+  --live_sessions_;
+  ended_cv_.notify_all();
+}
+
+void HttpServer::Impl::Shutdown() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (shut_down_) return;
+    shut_down_ = true;
+  }
+  draining_ = true;
+  net::post(acceptor_.get_executor(), [this] {
+    beast::error_code ec;
+    acceptor_.close(ec);
+  });
+  std::vector<std::shared_ptr<Session>> live;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& weak : sessions_) {
+      if (auto s = weak.lock()) live.push_back(std::move(s));
+    }
+  }
+  for (auto& s : live) s->CloseIfIdle();
+  live.clear();
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    ended_cv_.wait(lock, [this] { return live_sessions_ == 0; });
+  }
+  ioc_.stop();
+  for (auto& t : threads_) t.join();
+  threads_.clear();
+}
+
+HttpServer::HttpServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
 core::Result<std::unique_ptr<HttpServer>> HttpServer::Create(HttpServerOptions options) {
   if (options.inference == nullptr || options.admin == nullptr) {
     return core::Status::InvalidArgument("HttpServer needs an inference and an admin service");
   }
-  std::unique_ptr<HttpServer> self(new HttpServer());
-  self->server_ = std::make_unique<httplib::Server>();
-  httplib::Server& svr = *self->server_;
-  const int threads = options.worker_threads;
-  svr.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
-  svr.set_keep_alive_max_count(std::numeric_limits<size_t>::max() / 2);
-  svr.set_keep_alive_timeout(5);
-  svr.set_read_timeout(60);
-  svr.set_write_timeout(60);
-  svr.set_tcp_nodelay(true);
-  svr.set_payload_max_length(options.max_body_bytes);
-  RouteContext ctx{options.inference, options.admin};
-  auto handler = [ctx](const httplib::Request& req, httplib::Response& res) {
-    HandleRequest(ctx, req, res);
-  };
-  svr.Get(".*", handler);
-  svr.Post(".*", handler);
-  svr.Put(".*", handler);
-  svr.Delete(".*", handler);
-  svr.Patch(".*", handler);
-  svr.Options(".*", handler);
-  const size_t limit = options.max_body_bytes;
-  svr.set_error_handler([limit](const httplib::Request&, httplib::Response& res) {
-    if (!res.body.empty()) return;
-    std::string message;
-    switch (res.status) {
-      case 413: message = "request body is larger than the limit of " + std::to_string(limit) +
-                          " bytes"; break;
-      case 415: message = "unsupported Content-Encoding; use gzip, deflate or identity"; break;
-      case 404: message = "Not Found"; break;
-      case 405: message = "Method Not Allowed"; break;
-      default: message = "HTTP error " + std::to_string(res.status);
-    }
-    res.set_content(ErrorJson(message), "application/json");
-  });
-  svr.set_exception_handler([](const httplib::Request&, httplib::Response& res,
-                               std::exception_ptr ep) {
-    std::string what = "unknown error";
-    try {
-      std::rethrow_exception(ep);
-    } catch (const std::exception& e) {
-      what = e.what();
-    } catch (...) {
-    }
-    spdlog::error("HTTP handler failed: {}", what);
-    res.status = 500;
-    res.set_content(ErrorJson("internal error: " + what), "application/json");
-  });
-  if (options.port == 0) {
-    self->port_ = svr.bind_to_any_port(options.host);
-    if (self->port_ <= 0) {
-      return core::Status::Unavailable("cannot bind an HTTP port on " + options.host);
-    }
-  } else {
-    if (!svr.bind_to_port(options.host, options.port)) {
-      return core::Status::Unavailable("cannot bind HTTP port " + std::to_string(options.port) +
-                                       " on " + options.host + " (in use?)");
-    }
-    self->port_ = options.port;
-  }
-  self->listener_ = std::thread([&svr] { svr.listen_after_bind(); });
-  return self;
+  auto impl = std::make_unique<Impl>(std::move(options));
+  RETURN_IF_ERROR(impl->Listen());
+  impl->Start();
+  return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
 }
 
-void HttpServer::Shutdown() {
-  if (server_) server_->stop();
-  if (listener_.joinable()) listener_.join();
-}
+int HttpServer::port() const { return impl_->port_; }
 
-HttpServer::~HttpServer() { Shutdown(); }
+void HttpServer::Shutdown() { impl_->Shutdown(); }
+
+HttpServer::~HttpServer() { impl_->Shutdown(); }
 
 }  // namespace slipway::frontends::http

@@ -1,32 +1,34 @@
-// HttpServer: the REST frontend (KServe v2 with Triton's binary tensor extension) on cpp-httplib.
+// HttpServer: the REST frontend (KServe v2 with Triton's binary tensor extension) on Boost.Beast.
 //
-// Each connection is served by a worker thread from a fixed pool; handlers decode, call the
-// InferenceService and encode, so the worker blocks while its request runs. Request bodies may be
-// gzip or deflate compressed; responses are compressed when the client accepts it.
-// Thread safety: Create starts a listener thread; Shutdown may be called from any thread once.
+// A fixed set of I/O threads runs an asio io_context; each connection is a session on its own
+// strand that reads a request (HTTP/1.1 keep-alive, chunked or sized bodies, Expect: 100-continue),
+// inflates gzip/deflate bodies within the size limit, calls the routes, and writes the answer,
+// compressed when the client accepts gzip or deflate. Route handlers run on the I/O thread.
+// Shutdown drains: the acceptor closes, idle connections close, requests whose headers have
+// arrived are answered (with Connection: close), then the threads stop.
+// Thread safety: Create starts the threads; Shutdown may be called once from any thread and
+// blocks until every session has ended.
 #pragma once
 
 #include <cstddef>
 #include <memory>
 #include <string>
-#include <thread>
 
 #include "slipway/core/status.h"
 #include "slipway/serving/inference_service.h"
-
-namespace httplib {
-class Server;
-}
 
 namespace slipway::frontends::http {
 
 struct HttpServerOptions {
   std::string host = "0.0.0.0";
-  int port = 8000;                              // 0 picks a free port
+  int port = 8000;                                 // 0 picks a free port
   serving::InferenceService* inference = nullptr;  // not owned
   serving::AdminService* admin = nullptr;          // not owned
-  size_t max_body_bytes = size_t{64} << 20;     // larger bodies get 413
-  int worker_threads = 32;                      // concurrent connections served
+  size_t max_body_bytes = size_t{64} << 20;        // after decompression; larger bodies get 413
+  int io_threads = 8;                              // threads serving connections
+  int idle_timeout_seconds = 30;                   // an idle keep-alive connection is closed after
+  int request_timeout_seconds = 120;               // a request must arrive whole within this
+  size_t compress_min_bytes = 1024;                // smaller responses are sent uncompressed
 };
 
 class HttpServer {
@@ -34,15 +36,14 @@ class HttpServer {
   static core::Result<std::unique_ptr<HttpServer>> Create(HttpServerOptions options);
   ~HttpServer();
 
-  int port() const { return port_; }
-  // Stops accepting connections, lets requests in progress finish, and joins the workers.
+  int port() const;
   void Shutdown();
 
+  class Impl;
+
  private:
-  HttpServer() = default;
-  std::unique_ptr<httplib::Server> server_;
-  std::thread listener_;
-  int port_ = 0;
+  explicit HttpServer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
 };
 
 }  // namespace slipway::frontends::http
