@@ -50,7 +50,9 @@ std::string ListenAddress(const std::string& host, int port) {
 
 // ---- inference.GRPCInferenceService ---------------------------------------------------------
 
-class GrpcServer::InferenceHandler final : public inference::GRPCInferenceService::Service {
+class GrpcServer::InferenceHandler final
+    : public inference::GRPCInferenceService::WithCallbackMethod_ModelInfer<
+          inference::GRPCInferenceService::Service> {
  public:
   InferenceHandler(serving::InferenceService* inference, serving::AdminService* admin)
       : inference_(inference), admin_(admin) {}
@@ -118,12 +120,26 @@ class GrpcServer::InferenceHandler final : public inference::GRPCInferenceServic
     return ::grpc::Status::OK;
   }
 
-  ::grpc::Status ModelInfer(ServerContext* context, const inference::ModelInferRequest* request,
-                            inference::ModelInferResponse* response) override {
-    if (context->IsCancelled()) {
-      return ::grpc::Status(::grpc::StatusCode::CANCELLED, "the call was cancelled");
+  // ModelInfer uses gRPC's callback API: no thread hand-off per call, and the reactor finishes
+  // whenever the service's callback runs. The request message outlives the reactor, so decoded
+  // tensors may borrow its bytes until then.
+  ::grpc::ServerUnaryReactor* ModelInfer(::grpc::CallbackServerContext* context,
+                                         const inference::ModelInferRequest* request,
+                                         inference::ModelInferResponse* response) override {
+    ::grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    core::InferRequest decoded;
+    const core::Status status = DecodeModelInferRequest(*request, &decoded);
+    if (!status.ok()) {
+      reactor->Finish(ToGrpcStatus(status));
+      return reactor;
     }
-    return ToGrpcStatus(RunInference(*inference_, *request, response));
+    inference_->Infer(std::move(decoded),
+                      [reactor, response](core::Result<core::InferResponse> result) {
+                        if (!result.ok()) return reactor->Finish(ToGrpcStatus(result.status()));
+                        EncodeModelInferResponse(result.value(), response);
+                        reactor->Finish(::grpc::Status::OK);
+                      });
+    return reactor;
   }
 
   ::grpc::Status ModelStreamInfer(
@@ -240,7 +256,7 @@ core::Result<std::unique_ptr<GrpcServer>> GrpcServer::Create(GrpcServerOptions o
   builder.SetResourceQuota(quota);
   builder.SetSyncServerOption(::grpc::ServerBuilder::SyncServerOption::NUM_CQS, 1);
   builder.SetSyncServerOption(::grpc::ServerBuilder::SyncServerOption::MIN_POLLERS, 1);
-  builder.SetSyncServerOption(::grpc::ServerBuilder::SyncServerOption::MAX_POLLERS, 2);
+  builder.SetSyncServerOption(::grpc::ServerBuilder::SyncServerOption::MAX_POLLERS, 1);
 
   builder.RegisterService(server->inference_handler_.get());
   builder.RegisterService(server->health_handler_.get());

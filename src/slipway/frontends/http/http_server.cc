@@ -5,9 +5,9 @@
 #include <array>
 #include <atomic>
 #include <boost/asio/dispatch.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <condition_variable>
@@ -38,7 +38,16 @@ class HttpServer::Impl {
   explicit Impl(HttpServerOptions options)
       : options_(std::move(options)),
         ctx_{options_.inference, options_.admin},
-        acceptor_(net::make_strand(ioc_)) {}
+        contexts_(MakeContexts(options_.io_threads)),
+        acceptor_(*contexts_[0]) {}
+
+  // One single-threaded io_context per I/O thread: a connection stays on one thread, so no
+  // request hops between threads and asio needs no locking (concurrency hint 1).
+  static std::vector<std::unique_ptr<net::io_context>> MakeContexts(int n) {
+    std::vector<std::unique_ptr<net::io_context>> out;
+    for (int i = 0; i < std::max(1, n); ++i) out.push_back(std::make_unique<net::io_context>(1));
+    return out;
+  }
 
   core::Status Listen();
   void Start();
@@ -50,8 +59,11 @@ class HttpServer::Impl {
 
   const HttpServerOptions options_;
   const RouteContext ctx_;
-  net::io_context ioc_;
+  std::vector<std::unique_ptr<net::io_context>> contexts_;
   tcp::acceptor acceptor_;
+  size_t next_context_ = 0;  // used only by the acceptor's thread
+  // Keeps each context's run() going while it has no connection.
+  std::vector<net::executor_work_guard<net::io_context::executor_type>> work_;
   std::vector<std::thread> threads_;
   std::atomic<bool> draining_{false};
   int port_ = 0;
@@ -63,7 +75,7 @@ class HttpServer::Impl {
   bool shut_down_ = false;                        // guarded by mu_
 };
 
-// One connection. Every member is touched only on the session's strand.
+// One connection. Every member is touched only on the thread of the session's io_context.
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, HttpServer::Impl* server)
@@ -74,7 +86,7 @@ class Session : public std::enable_shared_from_this<Session> {
     net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->ReadHeader(); });
   }
 
-  // Called through the strand when the server drains: an idle connection closes now, a busy
+  // Called through the session's io_context when the server drains: an idle connection closes now, a busy
   // one after its response.
   void CloseIfIdle() {
     net::post(stream_.get_executor(), [self = shared_from_this()] {
@@ -244,12 +256,15 @@ core::Status HttpServer::Impl::Listen() {
 
 void HttpServer::Impl::Start() {
   Accept();
-  const int n = std::max(1, options_.io_threads);
-  for (int i = 0; i < n; ++i) threads_.emplace_back([this] { ioc_.run(); });
+  for (auto& ioc : contexts_) {
+    work_.push_back(net::make_work_guard(*ioc));
+    threads_.emplace_back([ctx = ioc.get()] { ctx->run(); });
+  }
 }
 
 void HttpServer::Impl::Accept() {
-  acceptor_.async_accept(net::make_strand(ioc_), [this](beast::error_code ec, tcp::socket socket) {
+  net::io_context& target = *contexts_[next_context_++ % contexts_.size()];
+  acceptor_.async_accept(target, [this](beast::error_code ec, tcp::socket socket) {
     if (draining_) return;
     if (!ec) {
       socket.set_option(tcp::no_delay(true), ec);
@@ -300,7 +315,7 @@ void HttpServer::Impl::Shutdown() {
     std::unique_lock<std::mutex> lock(mu_);
     ended_cv_.wait(lock, [this] { return live_sessions_ == 0; });
   }
-  ioc_.stop();
+  for (auto& ioc : contexts_) ioc->stop();
   for (auto& t : threads_) t.join();
   threads_.clear();
 }

@@ -1,7 +1,7 @@
 // HttpServer: the REST frontend (KServe v2 with Triton's binary tensor extension) on Boost.Beast.
 //
-// A fixed set of I/O threads runs an asio io_context; each connection is a session on its own
-// strand that reads a request (HTTP/1.1 keep-alive, chunked or sized bodies, Expect: 100-continue),
+// A fixed set of I/O threads each run their own asio io_context; each connection is a session
+// pinned to one of them that reads a request (HTTP/1.1 keep-alive, chunked or sized bodies, Expect: 100-continue),
 // inflates gzip/deflate bodies within the size limit, calls the routes, and writes the answer,
 // compressed when the client accepts gzip or deflate. Route handlers run on the I/O thread.
 // Shutdown drains: the acceptor closes, idle connections close, requests whose headers have
