@@ -318,8 +318,9 @@ def write_report(args, machine, build, meta, runs, server, exit_code, started, f
                                                    meta.get("max_batch_size", "?")))
     w("- **Threads**: server defaults: `--instance-count 0` (= cores / intra-op threads = %d "
       "instances), `--intra-op-threads 1`, inter-op 1, sequential execution, graph optimisation "
-      "ALL, `session.intra_op.allow_spinning=0`, `--http-threads 32`; gRPC sync server, 1 "
-      "completion queue, 1-2 pollers. Floor: the same session options, %s." %
+      "ALL, `session.intra_op.allow_spinning=0`, `--http-threads 16` (Boost.Beast, one "
+      "io_context per thread); gRPC ModelInfer on the callback API. Floor: the same session "
+      "options, %s." %
       (os.cpu_count() or 1, "; ".join("C=%d: %d session(s)" % (c, f["sessions"])
                                       for c, f in sorted(floor.items()))))
     w("- **Floor** (`ort_floor`): C threads in-process; thread i uses session i mod S "
@@ -397,8 +398,7 @@ def write_report(args, machine, build, meta, runs, server, exit_code, started, f
         w("**Connection set-up**: %d point(s) had a first call slower than 0.5 s (%s); the "
           "kernel counted %d listen-queue overflow(s) (TcpExt ListenOverflows, whole machine) "
           "during the points. A connection whose handshake is dropped by a full accept queue "
-          "is retried after ~1 s. `ss -ltn` shows the HTTP listener's backlog (cpp-httplib "
-          "listens with CPPHTTPLIB_LISTEN_BACKLOG, 5 by default)." % (
+          "is retried after ~1 s; `ss -ltn` shows each listener's backlog." % (
               len(slow_first), ", ".join("C=%d %s %.0f ms" % (r["concurrency"], r["protocol"],
                                                              r["first_call_max_us"] / 1000)
                                          for r in slow_first) or "none", overflows))

@@ -22,7 +22,8 @@ int main(int argc, char** argv) {
   serve->add_option("--http-max-body-bytes", opts.http_max_body_bytes,
                     "Largest HTTP request body accepted (after decompression)")
       ->capture_default_str();
-  serve->add_option("--http-threads", opts.http_threads, "HTTP worker threads")
+  serve->add_option("--http-threads", opts.http_threads,
+                    "HTTP I/O threads (each serves its share of connections)")
       ->capture_default_str()
       ->check(CLI::Range(1, 1024));
   serve->add_option("--instance-count", opts.instance_count,

@@ -15,7 +15,7 @@ struct ServeOptions {
   int http_port = 8000;
   int grpc_port = 8001;
   size_t http_max_body_bytes = size_t{64} << 20;
-  int http_threads = 32;
+  int http_threads = 16;
   int instance_count = 0;     // 0: cores / intra-op threads, at least 1
   int intra_op_threads = 1;
   bool allow_spinning = false;
