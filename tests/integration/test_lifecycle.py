@@ -219,15 +219,19 @@ def test_more_keepalive_clients_than_http_workers_are_all_served(tmp_path):
 
 # ----------------------------------------------------------------------------- readiness
 
+def _grpc_server_ready(srv):
+    mod = lib.grpc_modules()
+    with grpc.insecure_channel(srv.grpc_target, options=lib.GRPC_CHANNEL_OPTIONS) as ch:
+        stub = mod.pb_grpc.GRPCInferenceServiceStub(ch)
+        return stub.ServerReady(mod.pb.ServerReadyRequest(), timeout=lib.REQUEST_TIMEOUT_S).ready
+
+
 def test_strict_readiness_all_models_good_is_ready(tmp_path):
     srv = _start(tmp_path, ["add_sub", "identity_fp32"], name="ready")
     try:
         r = requests.get(srv.http_url + "/v2/health/ready", timeout=lib.REQUEST_TIMEOUT_S)
         assert r.status_code == 200 and r.json() == {"ready": True}, r.text
-        mod = lib.grpc_modules()
-        with grpc.insecure_channel(srv.grpc_target, options=lib.GRPC_CHANNEL_OPTIONS) as ch:
-            stub = mod.pb_grpc.GRPCInferenceServiceStub(ch)
-            assert stub.ServerReady(mod.pb.ServerReadyRequest(), timeout=lib.REQUEST_TIMEOUT_S).ready is True
+        assert _grpc_server_ready(srv) is True
         _stop_ok(srv)
     finally:
         srv.kill()
@@ -242,10 +246,7 @@ def test_non_strict_readiness_with_failed_model_is_ready(tmp_path):
         # ... while the failed model itself is still reported unavailable.
         idx = requests.post(srv.http_url + "/v2/repository/index", data=b"", timeout=lib.REQUEST_TIMEOUT_S).json()
         assert [e["state"] for e in idx if e["name"] == "broken"] == ["UNAVAILABLE"]
-        mod = lib.grpc_modules()
-        with grpc.insecure_channel(srv.grpc_target, options=lib.GRPC_CHANNEL_OPTIONS) as ch:
-            stub = mod.pb_grpc.GRPCInferenceServiceStub(ch)
-            assert stub.ServerReady(mod.pb.ServerReadyRequest(), timeout=lib.REQUEST_TIMEOUT_S).ready is True
+        assert _grpc_server_ready(srv) is True
         _stop_ok(srv)
     finally:
         srv.kill()
