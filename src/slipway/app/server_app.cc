@@ -97,6 +97,11 @@ int RunServe(const ServeOptions& options) {
     spdlog::critical("{}", grpc_server.status().message());
     return 2;
   }
+  // HTTP listens only once gRPC is up, so a server that cannot take both ports never answers.
+  if (auto st = (*http_server)->Start(); !st.ok()) {
+    spdlog::critical("{}", st.message());
+    return 2;
+  }
   spdlog::info("serving '{}': HTTP on {}:{}, gRPC on {}:{}", options.model_repository,
                options.host, (*http_server)->port(), options.host, (*grpc_server)->port());
 

@@ -33,6 +33,8 @@ struct InferRequest {
   Parameters parameters;
   std::vector<Tensor> inputs;
   std::vector<RequestedOutput> outputs;  // empty: every output of the model
+  // Set by frontends that can tell: true once the caller has gone, so queued work is dropped.
+  std::function<bool()> cancelled;
 };
 
 struct InferResponse {

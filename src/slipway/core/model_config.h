@@ -36,6 +36,11 @@ struct DynamicBatchingConfig {
   bool enabled = false;
   std::vector<int64_t> preferred_batch_sizes;
   int64_t max_queue_delay_us = 0;
+  int64_t max_queue_size = 0;          // pending requests; 0: the server's default
+  int64_t default_timeout_us = 0;      // 0: requests wait as long as it takes
+  int64_t priority_levels = 0;         // 0 or 1: a single level
+  int64_t default_priority_level = 0;  // 0: the lowest level
+  bool preserve_ordering = false;      // answer in arrival order
 };
 
 struct ModelConfig {

@@ -20,9 +20,30 @@ const char* VersionStateName(VersionState state) {
 }
 
 ModelVersion::~ModelVersion() {
-  pool.reset();
+  batcher.reset();
   model.reset();
 }
+
+namespace {
+
+scheduler::BatchingConfig BatchingFor(const core::ModelConfig& config, size_t default_capacity) {
+  scheduler::BatchingConfig b;
+  const auto& db = config.dynamic_batching;
+  b.enabled = db.enabled;
+  b.max_batch_size = config.batch_size_limit();
+  b.preferred_batch_sizes = db.preferred_batch_sizes;
+  b.max_queue_delay_us = db.max_queue_delay_us;
+  b.queue_capacity = db.max_queue_size > 0 ? static_cast<size_t>(db.max_queue_size)
+                                           : default_capacity;
+  b.default_timeout_us = db.default_timeout_us;
+  b.priority_levels = std::max<int64_t>(1, db.priority_levels);
+  b.default_priority =
+      db.default_priority_level > 0 ? db.default_priority_level : b.priority_levels;
+  b.preserve_ordering = db.preserve_ordering;
+  return b;
+}
+
+}  // namespace
 
 Result<std::unique_ptr<ModelManager>> ModelManager::Create(Options options) {
   if (options.repository == nullptr || options.backends == nullptr) {
@@ -81,8 +102,12 @@ Result<std::shared_ptr<const ModelVersion>> ModelManager::LoadVersion(
   auto mv = std::make_shared<ModelVersion>();
   mv->name = source.name;
   mv->version = version;
-  ASSIGN_OR_RETURN(mv->pool, scheduler::InstancePool::Create(
-                                 {model.get(), static_cast<int>(model->config().instance_count)}));
+  scheduler::DynamicBatcher::Options batcher;
+  batcher.model = model.get();
+  batcher.model_name = source.name;
+  batcher.instance_count = static_cast<int>(model->config().instance_count);
+  batcher.batching = BatchingFor(model->config(), options_.default_queue_capacity);
+  ASSIGN_OR_RETURN(mv->batcher, scheduler::DynamicBatcher::Create(batcher));
   mv->model = std::move(model);
   return std::shared_ptr<const ModelVersion>(std::move(mv));
 }

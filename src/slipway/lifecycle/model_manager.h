@@ -19,7 +19,7 @@
 #include "slipway/backend/backend.h"
 #include "slipway/backend/backend_registry.h"
 #include "slipway/repository/model_repository.h"
-#include "slipway/scheduler/instance_pool.h"
+#include "slipway/scheduler/dynamic_batcher.h"
 
 namespace slipway::lifecycle {
 
@@ -31,9 +31,9 @@ struct ModelVersion {
   std::string name;
   int64_t version = 0;
   std::unique_ptr<backend::Model> model;
-  std::unique_ptr<scheduler::InstancePool> pool;
+  std::unique_ptr<scheduler::DynamicBatcher> batcher;
   const core::ModelConfig& config() const { return model->config(); }
-  ~ModelVersion();  // declared so members are destroyed pool-first
+  ~ModelVersion();  // declared so the batcher (and its instances) go before the model
 };
 
 struct VersionStatus {
@@ -54,6 +54,7 @@ class ModelManager {
     backend::BackendRegistry* backends = nullptr;       // not owned
     int default_instance_count = 1;
     int intra_op_threads = 1;
+    size_t default_queue_capacity = 1024;
   };
   static core::Result<std::unique_ptr<ModelManager>> Create(Options options);
 

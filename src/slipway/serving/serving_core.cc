@@ -119,30 +119,47 @@ Result<std::unique_ptr<ServingCore>> ServingCore::Create(Options options) {
   return std::unique_ptr<ServingCore>(new ServingCore(std::move(options)));
 }
 
-Result<core::InferResponse> ServingCore::Run(const core::InferRequest& request) const {
-  ASSIGN_OR_RETURN(auto handle, options_.models->Find(request.model_name, request.model_version));
-  std::vector<const core::Tensor*> ordered;
-  std::vector<std::string> output_names;
-  RETURN_IF_ERROR(ValidateInferRequest(handle->config(), request, &ordered, &output_names));
-  ASSIGN_OR_RETURN(auto outputs, handle->pool->Execute(ordered, output_names));
-  core::InferResponse response;
-  response.model_name = handle->name;
-  response.model_version = handle->version;
-  response.id = request.id;
-  response.outputs = std::move(outputs);
-  return response;
-}
-
 void ServingCore::Infer(core::InferRequest request, core::InferCallback done) {
-  auto result = Run(request);
-  if (!result.ok()) {
-    spdlog::debug("infer model='{}' id='{}' failed: {}", request.model_name, request.id,
-                  result.status().ToString());
-  } else {
-    spdlog::debug("infer model='{}' version={} id='{}' ok", request.model_name,
-                  result->model_version, request.id);
+  auto handle = options_.models->Find(request.model_name, request.model_version);
+  if (!handle.ok()) {
+    spdlog::debug("infer model='{}' id='{}' refused: {}", request.model_name, request.id,
+                  handle.status().ToString());
+    return done(handle.status());
   }
-  done(std::move(result));
+  std::shared_ptr<const lifecycle::ModelVersion> version = std::move(handle).value();
+  const core::ModelConfig& config = version->config();
+  std::vector<const core::Tensor*> ordered;
+  scheduler::PendingRequest pending;
+  Status st = ValidateInferRequest(config, request, &ordered, &pending.output_names);
+  if (!st.ok()) {
+    spdlog::debug("infer model='{}' id='{}' refused: {}", request.model_name, request.id,
+                  st.ToString());
+    return done(st);
+  }
+  const bool batching = config.batch_size_limit() > 0;
+  for (const core::Tensor* t : ordered) {
+    pending.input_order.push_back(static_cast<size_t>(t - request.inputs.data()));
+  }
+  pending.batch = batching ? ordered.front()->shape()[0] : 1;
+  pending.signature =
+      scheduler::BatchSignature(request, pending.input_order, pending.output_names, batching);
+  pending.request = std::move(request);
+  scheduler::DynamicBatcher* batcher = version->batcher.get();
+  // The answer callback holds the version handle, so the version outlives its queued work.
+  pending.done = [version, id = pending.request.id,
+                  done = std::move(done)](Result<core::InferResponse> result) {
+    if (result.ok()) {
+      result->model_name = version->name;
+      result->model_version = version->version;
+      result->id = id;
+      spdlog::debug("infer model='{}' version={} id='{}' ok", version->name, version->version, id);
+    } else {
+      spdlog::debug("infer model='{}' version={} id='{}' failed: {}", version->name,
+                    version->version, id, result.status().ToString());
+    }
+    done(std::move(result));
+  };
+  batcher->Submit(std::move(pending));
 }
 
 bool ServingCore::ServerReady() const {

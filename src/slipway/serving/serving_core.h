@@ -1,8 +1,9 @@
 // ServingCore: the innermost InferenceService. Looks up the version handle, checks the request
 // against the model's config (names, datatypes, shapes, batch size, byte sizes) and runs it on the
 // version's instances. Also answers metadata, readiness and repository calls.
-// Thread safety: safe from any thread. Infer runs the model on the calling thread and calls
-// `done` before returning.
+// Thread safety: safe from any thread. Infer checks the request on the calling thread and queues
+// it on the version's DynamicBatcher; `done` runs on a batcher worker thread (or on the caller's
+// thread when the request is refused).
 #pragma once
 
 #include <atomic>
@@ -43,7 +44,6 @@ class ServingCore : public InferenceService, public AdminService {
 
  private:
   explicit ServingCore(Options options) : options_(std::move(options)) {}
-  core::Result<core::InferResponse> Run(const core::InferRequest& request) const;
 
   Options options_;
   std::atomic<bool> draining_{false};

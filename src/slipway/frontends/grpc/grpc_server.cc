@@ -133,6 +133,8 @@ class GrpcServer::InferenceHandler final
       reactor->Finish(ToGrpcStatus(status));
       return reactor;
     }
+    // Queued work of a caller that has gone is dropped instead of run.
+    decoded.cancelled = [context] { return context->IsCancelled(); };
     inference_->Infer(std::move(decoded),
                       [reactor, response](core::Result<core::InferResponse> result) {
                         if (!result.ok()) return reactor->Finish(ToGrpcStatus(result.status()));

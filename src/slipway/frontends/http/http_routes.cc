@@ -239,43 +239,67 @@ core::Result<std::optional<size_t>> HeaderLength(const HttpRequest& req) {
   return std::optional<size_t>(n);
 }
 
+// Starts an inference; returns without answering, `reply` runs when the model has answered.
 void InferRoute(const RouteContext& ctx, const std::string& name, int64_t version,
-                const HttpRequest& req, HttpResponse& res) {
+                const std::shared_ptr<const HttpRequest>& req_ptr, const HttpReply& reply) {
+  const HttpRequest& req = *req_ptr;
+  HttpResponse res;
   auto header = HeaderLength(req);
-  if (!header.ok()) return ReplyError(res, header.status());
+  if (!header.ok()) {
+    ReplyError(res, header.status());
+    return reply(std::move(res));
+  }
   core::InferRequest request;
   request.model_name = name;
   request.model_version = version;
   Status st;
   if (header->has_value() && **header == 0) {
     auto md = ctx.inference->GetModelMetadata(name, version);
-    if (!md.ok()) return ReplyError(res, md.status());
-    if (md->inputs.size() != 1) {
-      return ReplyError(res, Status::InvalidArgument(
-                                 "a raw binary request (Inference-Header-Content-Length: 0) needs "
-                                 "a model with exactly one input; '" + name + "' has " +
-                                 std::to_string(md->inputs.size())));
-    }
     auto config = ctx.inference->GetModelConfig(name, version);
-    if (!config.ok()) return ReplyError(res, config.status());
+    if (!md.ok() || !config.ok()) {
+      ReplyError(res, md.ok() ? config.status() : md.status());
+      return reply(std::move(res));
+    }
+    if (md->inputs.size() != 1) {
+      ReplyError(res, Status::InvalidArgument(
+                          "a raw binary request (Inference-Header-Content-Length: 0) needs a "
+                          "model with exactly one input; '" + name + "' has " +
+                          std::to_string(md->inputs.size())));
+      return reply(std::move(res));
+    }
     const auto& in = md->inputs[0];
     st = DecodeRawBinaryRequest(req.body, in.name, in.type, in.shape,
                                 config->batch_size_limit() > 0, &request);
   } else {
     st = DecodeInferRequest(req.body, *header, &request);
   }
-  if (!st.ok()) return ReplyError(res, st);
-  // The request may borrow from req.body, which lives until this handler returns.
-  auto result = serving::InferAndWait(*ctx.inference, request);
-  if (!result.ok()) return ReplyError(res, result.status());
-  EncodedResponse encoded = EncodeInferResponse(*result, request);
-  res.status = 200;
-  res.content_type = encoded.has_binary ? "application/octet-stream" : kJson;
-  if (encoded.has_binary) {
-    res.headers.emplace_back("Inference-Header-Content-Length",
-                             std::to_string(encoded.json_length));
+  if (!st.ok()) {
+    ReplyError(res, st);
+    return reply(std::move(res));
   }
-  res.body = std::move(encoded.body);
+  // What the encoder needs of the request once it has been handed over.
+  core::InferRequest format;
+  format.outputs = request.outputs;
+  format.parameters = request.parameters;
+  // The decoded tensors borrow from req_ptr's body, which the callback keeps alive.
+  ctx.inference->Infer(
+      std::move(request), [req_ptr, reply, format = std::move(format)](
+                              core::Result<core::InferResponse> result) {
+        HttpResponse out;
+        if (!result.ok()) {
+          ReplyError(out, result.status());
+          return reply(std::move(out));
+        }
+        EncodedResponse encoded = EncodeInferResponse(*result, format);
+        out.status = 200;
+        out.content_type = encoded.has_binary ? "application/octet-stream" : kJson;
+        if (encoded.has_binary) {
+          out.headers.emplace_back("Inference-Header-Content-Length",
+                                   std::to_string(encoded.json_length));
+        }
+        out.body = std::move(encoded.body);
+        reply(std::move(out));
+      });
 }
 
 // ---- repository resources: /v2/repository/... ----
@@ -326,61 +350,90 @@ void MethodNotAllowed(HttpResponse& res) {
 
 void NotFound(HttpResponse& res) { Reply(res, 404, ErrorJson("Not Found")); }
 
-void ModelRoutes(const RouteContext& ctx, const std::vector<std::string_view>& parts,
-                 const HttpRequest& req, HttpResponse& res) {
+// Returns true when the answer is pending (inference); `res` is then unused.
+bool ModelRoutes(const RouteContext& ctx, const std::vector<std::string_view>& parts,
+                 const std::shared_ptr<const HttpRequest>& req_ptr, const HttpReply& reply,
+                 HttpResponse& res) {
+  const HttpRequest& req = *req_ptr;
   // parts: v2 models {m} [versions {v}] [action]
   const std::string name(parts[2]);
   size_t i = 3;
   int64_t version = 0;
   if (parts.size() > i && parts[i] == "versions") {
-    if (parts.size() <= i + 1) return NotFound(res);
+    if (parts.size() <= i + 1) {
+      NotFound(res);
+      return false;
+    }
     auto v = core::ParseModelVersion(parts[i + 1]);
-    if (!v.ok()) return ReplyError(res, v.status());
+    if (!v.ok()) {
+      ReplyError(res, v.status());
+      return false;
+    }
     version = *v;
     i += 2;
   }
-  if (parts.size() > i + 1) return NotFound(res);
+  if (parts.size() > i + 1) {
+    NotFound(res);
+    return false;
+  }
   const std::string_view action = parts.size() > i ? parts[i] : std::string_view();
   const bool get = req.method == "GET";
-  if (action.empty()) return get ? ModelMetadataRoute(ctx, name, version, res) : MethodNotAllowed(res);
-  if (action == "ready") return get ? ModelReadyRoute(ctx, name, version, res) : MethodNotAllowed(res);
-  if (action == "config") return get ? ModelConfigRoute(ctx, name, version, res) : MethodNotAllowed(res);
-  if (action == "infer") {
-    return req.method == "POST" ? InferRoute(ctx, name, version, req, res) : MethodNotAllowed(res);
+  if (action == "infer" && req.method == "POST") {
+    InferRoute(ctx, name, version, req_ptr, reply);
+    return true;
   }
-  NotFound(res);
+  if (action.empty()) {
+    get ? ModelMetadataRoute(ctx, name, version, res) : MethodNotAllowed(res);
+  } else if (action == "ready") {
+    get ? ModelReadyRoute(ctx, name, version, res) : MethodNotAllowed(res);
+  } else if (action == "config") {
+    get ? ModelConfigRoute(ctx, name, version, res) : MethodNotAllowed(res);
+  } else if (action == "infer") {
+    MethodNotAllowed(res);
+  } else {
+    NotFound(res);
+  }
+  return false;
 }
 
-void Route(const RouteContext& ctx, const HttpRequest& req, HttpResponse& res);
+bool Route(const RouteContext& ctx, const std::shared_ptr<const HttpRequest>& req,
+           const HttpReply& reply, HttpResponse& res);
 
 }  // namespace
 
-void HandleRequest(const RouteContext& ctx, const HttpRequest& req, HttpResponse& res) {
-  Route(ctx, req, res);
+void HandleRequest(const RouteContext& ctx, std::shared_ptr<const HttpRequest> req,
+                   HttpReply reply) {
+  HttpResponse res;
+  if (Route(ctx, req, reply, res)) return;
+  reply(std::move(res));
 }
 
 namespace {
 
-void Route(const RouteContext& ctx, const HttpRequest& req, HttpResponse& res) {
+bool Route(const RouteContext& ctx, const std::shared_ptr<const HttpRequest>& req_ptr,
+           const HttpReply& reply, HttpResponse& res) {
+  const HttpRequest& req = *req_ptr;
   const auto parts = SplitPath(req.path);
   const bool get = req.method == "GET";
   const bool post = req.method == "POST";
-  if (parts.empty() || parts[0] != "v2") return NotFound(res);
-  if (parts.size() == 1) return get ? ServerMetadataRoute(ctx, res) : MethodNotAllowed(res);
-  if (parts[1] == "health" && parts.size() == 3 && (parts[2] == "live" || parts[2] == "ready")) {
-    return get ? HealthRoute(ctx, parts[2], res) : MethodNotAllowed(res);
+  if (parts.empty() || parts[0] != "v2") {
+    NotFound(res);
+  } else if (parts.size() == 1) {
+    get ? ServerMetadataRoute(ctx, res) : MethodNotAllowed(res);
+  } else if (parts[1] == "health" && parts.size() == 3 &&
+             (parts[2] == "live" || parts[2] == "ready")) {
+    get ? HealthRoute(ctx, parts[2], res) : MethodNotAllowed(res);
+  } else if (parts[1] == "models" && parts.size() >= 3) {
+    return ModelRoutes(ctx, parts, req_ptr, reply, res);
+  } else if (parts[1] == "repository" && parts.size() == 3 && parts[2] == "index") {
+    post ? RepositoryIndexRoute(ctx, req, res) : MethodNotAllowed(res);
+  } else if (parts[1] == "repository" && parts.size() == 5 && parts[2] == "models" &&
+             (parts[4] == "load" || parts[4] == "unload")) {
+    post ? RepositoryModelRoute(ctx, std::string(parts[3]), parts[4], res) : MethodNotAllowed(res);
+  } else {
+    NotFound(res);
   }
-  if (parts[1] == "models" && parts.size() >= 3) return ModelRoutes(ctx, parts, req, res);
-  if (parts[1] == "repository") {
-    if (parts.size() == 3 && parts[2] == "index") {
-      return post ? RepositoryIndexRoute(ctx, req, res) : MethodNotAllowed(res);
-    }
-    if (parts.size() == 5 && parts[2] == "models" && (parts[4] == "load" || parts[4] == "unload")) {
-      return post ? RepositoryModelRoute(ctx, std::string(parts[3]), parts[4], res)
-                  : MethodNotAllowed(res);
-    }
-  }
-  NotFound(res);
+  return false;
 }
 
 }  // namespace

@@ -3,6 +3,9 @@
 // Thread safety: stateless; handlers may run concurrently.
 #pragma once
 
+#include <functional>
+#include <memory>
+
 #include "slipway/frontends/http/http_message.h"
 
 #include "slipway/serving/inference_service.h"
@@ -14,8 +17,12 @@ struct RouteContext {
   serving::AdminService* admin = nullptr;
 };
 
-// Handles any request; always fills `res` (status, body, content type).
-void HandleRequest(const RouteContext& ctx, const HttpRequest& req, HttpResponse& res);
+using HttpReply = std::function<void(HttpResponse)>;
+
+// Handles any request and calls `reply` exactly once: before returning for most routes, or later
+// from another thread for inference (the request stays alive until then).
+void HandleRequest(const RouteContext& ctx, std::shared_ptr<const HttpRequest> req,
+                   HttpReply reply);
 
 // The HTTP status for a Status code.
 int HttpStatusFor(core::StatusCode code);

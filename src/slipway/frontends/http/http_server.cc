@@ -49,8 +49,8 @@ class HttpServer::Impl {
     return out;
   }
 
-  core::Status Listen();
-  void Start();
+  core::Status Bind();
+  core::Status Start();
   void Shutdown();
 
   void Accept();
@@ -168,7 +168,8 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void Handle(bhttp::request<bhttp::string_body> raw) {
-    HttpRequest req;
+    auto req_ptr = std::make_shared<HttpRequest>();
+    HttpRequest& req = *req_ptr;
     req.method = std::string(raw.method_string());
     const std::string_view target = View(raw.target());
     req.path = std::string(target.substr(0, target.find('?')));
@@ -176,12 +177,12 @@ class Session : public std::enable_shared_from_this<Session> {
       req.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
     }
     HttpResponse res;
-    auto coding = ParseContentEncoding(View(raw[bhttp::field::content_encoding]));
-    if (!coding.ok()) {
+    auto request_coding = ParseContentEncoding(View(raw[bhttp::field::content_encoding]));
+    if (!request_coding.ok()) {
       res.status = 415;
-      res.body = ErrorJson(coding.status().message());
-    } else if (*coding != ContentCoding::kIdentity) {
-      auto inflated = Decompress(raw.body(), *coding, server_->options_.max_body_bytes);
+      res.body = ErrorJson(request_coding.status().message());
+    } else if (*request_coding != ContentCoding::kIdentity) {
+      auto inflated = Decompress(raw.body(), *request_coding, server_->options_.max_body_bytes);
       if (inflated.ok()) {
         req.body = std::move(inflated).value();
       } else {
@@ -191,11 +192,20 @@ class Session : public std::enable_shared_from_this<Session> {
     } else {
       req.body = std::move(raw.body());
     }
-    if (res.body.empty()) HandleRequest(server_->ctx_, req, res);
-    const bool keep_alive = raw.keep_alive() && !server_->draining_;
-    Write(std::move(res), keep_alive,
-          ChooseResponseCoding(View(raw[bhttp::field::accept_encoding])),
-          raw.version());
+    const bool keep_alive = raw.keep_alive();
+    const ContentCoding coding = ChooseResponseCoding(View(raw[bhttp::field::accept_encoding]));
+    const unsigned version = raw.version();
+    if (!res.body.empty()) return Write(std::move(res), keep_alive, coding, version);
+    // The answer may come from another thread (a batcher worker): hop back onto this
+    // connection's thread to write it.
+    HandleRequest(server_->ctx_, std::move(req_ptr),
+                  [self = shared_from_this(), keep_alive, coding, version](HttpResponse answer) {
+                    net::dispatch(self->stream_.get_executor(),
+                                  [self, answer = std::move(answer), keep_alive, coding,
+                                   version]() mutable {
+                                    self->Write(std::move(answer), keep_alive, coding, version);
+                                  });
+                  });
   }
 
   void Write(HttpResponse res, bool keep_alive, ContentCoding coding, unsigned version) {
@@ -212,7 +222,7 @@ class Session : public std::enable_shared_from_this<Session> {
     } else {
       out->body() = std::move(res.body);
     }
-    out->keep_alive(keep_alive);
+    out->keep_alive(keep_alive && !server_->draining_);
     out->prepare_payload();
     bhttp::async_write(stream_, *out,
                        [self = shared_from_this(), out](beast::error_code ec, size_t) {
@@ -237,7 +247,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool linger_ = false;
 };
 
-core::Status HttpServer::Impl::Listen() {
+core::Status HttpServer::Impl::Bind() {
   beast::error_code ec;
   const auto address = net::ip::make_address(options_.host, ec);
   if (ec) return core::Status::InvalidArgument("invalid HTTP host '" + options_.host + "'");
@@ -245,7 +255,6 @@ core::Status HttpServer::Impl::Listen() {
   acceptor_.open(endpoint.protocol(), ec);
   if (!ec) acceptor_.set_option(net::socket_base::reuse_address(true), ec);
   if (!ec) acceptor_.bind(endpoint, ec);
-  if (!ec) acceptor_.listen(net::socket_base::max_listen_connections, ec);
   if (ec) {
     return core::Status::Unavailable("cannot listen for HTTP on " + options_.host + ":" +
                                      std::to_string(options_.port) + ": " + ec.message());
@@ -254,12 +263,16 @@ core::Status HttpServer::Impl::Listen() {
   return core::Status::Ok();
 }
 
-void HttpServer::Impl::Start() {
+core::Status HttpServer::Impl::Start() {
+  beast::error_code ec;
+  acceptor_.listen(net::socket_base::max_listen_connections, ec);
+  if (ec) return core::Status::Unavailable("cannot listen for HTTP: " + ec.message());
   Accept();
   for (auto& ioc : contexts_) {
     work_.push_back(net::make_work_guard(*ioc));
     threads_.emplace_back([ctx = ioc.get()] { ctx->run(); });
   }
+  return core::Status::Ok();
 }
 
 void HttpServer::Impl::Accept() {
@@ -292,6 +305,7 @@ void HttpServer::Impl::SessionEnded() {
 }
 
 void HttpServer::Impl::Shutdown() {
+  if (threads_.empty()) return;  // never started
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (shut_down_) return;
@@ -327,10 +341,11 @@ core::Result<std::unique_ptr<HttpServer>> HttpServer::Create(HttpServerOptions o
     return core::Status::InvalidArgument("HttpServer needs an inference and an admin service");
   }
   auto impl = std::make_unique<Impl>(std::move(options));
-  RETURN_IF_ERROR(impl->Listen());
-  impl->Start();
+  RETURN_IF_ERROR(impl->Bind());
   return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
 }
+
+core::Status HttpServer::Start() { return impl_->Start(); }
 
 int HttpServer::port() const { return impl_->port_; }
 

@@ -33,7 +33,10 @@ struct HttpServerOptions {
 
 class HttpServer {
  public:
+  // Binds the port (so a conflict is reported here) without listening yet.
   static core::Result<std::unique_ptr<HttpServer>> Create(HttpServerOptions options);
+  // Listens and starts serving.
+  core::Status Start();
   ~HttpServer();
 
   int port() const;

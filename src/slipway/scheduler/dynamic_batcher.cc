@@ -1,0 +1,281 @@
+#include "slipway/scheduler/dynamic_batcher.h"
+
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <numeric>
+
+namespace slipway::scheduler {
+
+using core::Result;
+using core::Status;
+
+struct DynamicBatcher::State {
+  std::string model_name;
+  bool preserve_ordering = false;
+  std::vector<std::unique_ptr<backend::ModelInstance>> instances;
+
+  std::mutex mu;
+  std::condition_variable cv;
+  BatchQueue queue;  // guarded by mu
+  bool stop = false;  // guarded by mu
+
+  ModelStats stats;
+
+  // Arrival-order release of answers (preserve_ordering only).
+  std::mutex order_mu;
+  uint64_t next_release = 0;  // guarded by order_mu
+  std::map<uint64_t, std::pair<core::InferCallback, Result<core::InferResponse>>> held;
+
+  explicit State(BatchingConfig config) : queue(std::move(config)) {}
+
+  void Answer(PendingRequest& item, Result<core::InferResponse> result, TimePoint started) {
+    const TimePoint now = Clock::now();
+    const auto ns = [](Clock::duration d) {
+      return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(d).count());
+    };
+    stats.RecordRequest(result.ok(), ns(now - item.enqueued),
+                        ns((started > item.enqueued ? started : item.enqueued) - item.enqueued));
+    if (!preserve_ordering) {
+      item.done(std::move(result));
+      return;
+    }
+    std::lock_guard<std::mutex> lock(order_mu);
+    held.emplace(item.sequence, std::make_pair(std::move(item.done), std::move(result)));
+    while (!held.empty() && held.begin()->first == next_release) {
+      auto node = held.extract(held.begin());
+      node.mapped().first(std::move(node.mapped().second));
+      ++next_release;
+    }
+  }
+
+  void Execute(backend::ModelInstance* instance, std::vector<PendingRequest>& batch);
+  void Work(backend::ModelInstance* instance);
+};
+
+std::vector<const core::Tensor*> MergeInputs(const std::vector<PendingRequest>& batch,
+                                             std::vector<core::Tensor>& storage) {
+  const PendingRequest& first = batch.front();
+  std::vector<const core::Tensor*> inputs;
+  if (batch.size() == 1) {
+    for (size_t index : first.input_order) inputs.push_back(&first.request.inputs[index]);
+    return inputs;
+  }
+  const int64_t rows = std::accumulate(batch.begin(), batch.end(), int64_t{0},
+                                       [](int64_t sum, const auto& p) { return sum + p.batch; });
+  storage.clear();
+  storage.reserve(first.input_order.size());
+  for (size_t k = 0; k < first.input_order.size(); ++k) {
+    const core::Tensor& model = first.request.inputs[first.input_order[k]];
+    size_t bytes = 0;
+    for (const auto& p : batch) bytes += p.request.inputs[p.input_order[k]].bytes().size();
+    std::string merged;
+    merged.reserve(bytes);
+    for (const auto& p : batch) merged.append(p.request.inputs[p.input_order[k]].bytes());
+    core::Shape shape = model.shape();
+    shape[0] = rows;
+    storage.push_back(core::Tensor::Owned(model.name(), model.type(), std::move(shape),
+                                          std::move(merged)));
+  }
+  for (const auto& t : storage) inputs.push_back(&t);
+  return inputs;
+}
+
+Result<std::vector<core::Tensor>> SplitOutput(const core::Tensor& output,
+                                              const std::vector<int64_t>& rows) {
+  const int64_t total = std::accumulate(rows.begin(), rows.end(), int64_t{0});
+  const core::Shape& shape = output.shape();
+  if (shape.empty() || shape[0] != total) {
+    return Status::Internal("output '" + output.name() + "' has shape " +
+                            core::ShapeToString(shape) + ", not " + std::to_string(total) +
+                            " rows along dimension 0, so a merged batch cannot be split");
+  }
+  std::vector<core::Tensor> parts;
+  const std::string_view bytes = output.bytes();
+  if (output.type() == core::DataType::kBytes) {
+    const auto elements = core::SplitBytesElements(bytes);
+    const size_t per_row = total > 0 ? elements.size() / static_cast<size_t>(total) : 0;
+    size_t e = 0;
+    for (int64_t r : rows) {
+      std::string part;
+      for (size_t i = 0; i < per_row * static_cast<size_t>(r); ++i) {
+        core::AppendBytesElement(part, elements[e++]);
+      }
+      core::Shape s = shape;
+      s[0] = r;
+      parts.push_back(core::Tensor::Owned(output.name(), output.type(), std::move(s), std::move(part)));
+    }
+    return parts;
+  }
+  const size_t row_bytes = total > 0 ? bytes.size() / static_cast<size_t>(total) : 0;
+  size_t offset = 0;
+  for (int64_t r : rows) {
+    const size_t n = row_bytes * static_cast<size_t>(r);
+    core::Shape s = shape;
+    s[0] = r;
+    parts.push_back(core::Tensor::Owned(output.name(), output.type(), std::move(s),
+                                        std::string(bytes.substr(offset, n))));
+    offset += n;
+  }
+  return parts;
+}
+
+void DynamicBatcher::State::Execute(backend::ModelInstance* instance,
+                                    std::vector<PendingRequest>& batch) {
+  const TimePoint started = Clock::now();
+  // Drop work whose caller has gone.
+  std::vector<PendingRequest> live;
+  for (auto& item : batch) {
+    if (item.request.cancelled && item.request.cancelled()) {
+      Answer(item, Status(core::StatusCode::kCancelled, "the request was cancelled by the client"),
+             started);
+    } else {
+      live.push_back(std::move(item));
+    }
+  }
+  if (live.empty()) return;
+  std::vector<core::Tensor> storage;
+  const auto inputs = MergeInputs(live, storage);
+  const TimePoint merged = Clock::now();
+  auto outputs = instance->Execute(inputs, live.front().output_names);
+  const TimePoint executed = Clock::now();
+  std::vector<Result<core::InferResponse>> answers;
+  if (!outputs.ok()) {
+    answers.assign(live.size(), outputs.status());
+  } else if (live.size() == 1) {
+    core::InferResponse response;
+    response.outputs = std::move(outputs).value();
+    answers.push_back(std::move(response));
+  } else {
+    std::vector<int64_t> rows;
+    for (const auto& p : live) rows.push_back(p.batch);
+    std::vector<core::InferResponse> responses(live.size());
+    Status failure;
+    for (const core::Tensor& out : *outputs) {
+      auto parts = SplitOutput(out, rows);
+      if (!parts.ok()) {
+        failure = parts.status();
+        break;
+      }
+      for (size_t i = 0; i < live.size(); ++i) responses[i].outputs.push_back(std::move((*parts)[i]));
+    }
+    for (auto& r : responses) {
+      if (failure.ok()) {
+        answers.push_back(std::move(r));
+      } else {
+        answers.push_back(failure);
+      }
+    }
+  }
+  const TimePoint split = Clock::now();
+  const auto ns = [](Clock::duration d) {
+    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(d).count());
+  };
+  uint64_t rows_total = 0;
+  for (const auto& p : live) rows_total += static_cast<uint64_t>(p.batch);
+  stats.RecordExecution(rows_total, ns(merged - started), ns(executed - merged), ns(split - executed),
+                        live.size());
+  for (size_t i = 0; i < live.size(); ++i) Answer(live[i], std::move(answers[i]), started);
+}
+
+void DynamicBatcher::State::Work(backend::ModelInstance* instance) {
+  for (;;) {
+    std::vector<PendingRequest> batch;
+    std::vector<PendingRequest> expired;
+    {
+      std::unique_lock<std::mutex> lock(mu);
+      for (;;) {
+        if (stop) return;
+        const TimePoint now = Clock::now();
+        expired = queue.TakeExpired(now);
+        if (!expired.empty()) break;
+        auto decision = queue.Decide(now);
+        if (!decision.batch.empty()) {
+          batch = std::move(decision.batch);
+          if (queue.size() > 0) cv.notify_one();  // more work for another free instance
+          break;
+        }
+        if (decision.wake_at) {
+          cv.wait_until(lock, *decision.wake_at);
+        } else {
+          cv.wait(lock);
+        }
+      }
+    }
+    const TimePoint now = Clock::now();
+    for (auto& item : expired) {
+      const auto waited =
+          std::chrono::duration_cast<std::chrono::microseconds>(now - item.enqueued).count();
+      Answer(item,
+             Status(core::StatusCode::kDeadlineExceeded,
+                    "request to model '" + model_name + "' timed out after " +
+                        std::to_string(waited) + " us in the queue"),
+             now);
+    }
+    if (!batch.empty()) Execute(instance, batch);
+  }
+}
+
+Result<std::unique_ptr<DynamicBatcher>> DynamicBatcher::Create(const Options& options) {
+  if (options.model == nullptr || options.instance_count < 1) {
+    return Status::InvalidArgument("a batcher needs a model and at least 1 instance");
+  }
+  std::unique_ptr<DynamicBatcher> self(new DynamicBatcher());
+  self->state_ = std::make_shared<State>(options.batching);
+  self->state_->model_name = options.model_name;
+  self->state_->preserve_ordering = options.batching.preserve_ordering;
+  for (int i = 0; i < options.instance_count; ++i) {
+    ASSIGN_OR_RETURN(auto instance, options.model->CreateInstance());
+    self->state_->instances.push_back(std::move(instance));
+  }
+  self->instance_count_ = options.instance_count;
+  for (auto& instance : self->state_->instances) {
+    self->workers_.emplace_back(
+        [state = self->state_, raw = instance.get()] { state->Work(raw); });
+  }
+  return self;
+}
+
+void DynamicBatcher::Submit(PendingRequest item) {
+  Status st;
+  {
+    std::lock_guard<std::mutex> lock(state_->mu);
+    if (state_->stop) {
+      st = Status::Unavailable("model '" + state_->model_name + "' is being unloaded");
+    } else {
+      st = state_->queue.Enqueue(item, Clock::now());
+    }
+  }
+  if (!st.ok()) {
+    item.done(st);
+    return;
+  }
+  state_->cv.notify_one();
+}
+
+StatsSnapshot DynamicBatcher::Stats() const { return state_->stats.Snapshot(); }
+
+DynamicBatcher::~DynamicBatcher() {
+  std::vector<PendingRequest> left;
+  {
+    std::lock_guard<std::mutex> lock(state_->mu);
+    state_->stop = true;
+    left = state_->queue.TakeAll();
+  }
+  state_->cv.notify_all();
+  for (auto& item : left) {
+    state_->Answer(item, Status::Unavailable("model '" + state_->model_name + "' was unloaded"),
+                   Clock::now());
+  }
+  for (auto& worker : workers_) {
+    // The last handle to a version may be dropped inside an answer on a worker thread; that
+    // worker cannot join itself, so it is let go and exits on its own (it holds the state).
+    if (worker.get_id() == std::this_thread::get_id()) {
+      worker.detach();
+    } else {
+      worker.join();
+    }
+  }
+}
+
+}  // namespace slipway::scheduler

@@ -1,0 +1,61 @@
+// DynamicBatcher: a model version's request queue, batcher and instances.
+//
+// Each instance has a worker thread; a free worker asks the BatchQueue for the next batch, merges
+// the requests' inputs along dimension 0 (no copy for a batch of one), runs the instance, splits
+// the outputs back by rows and answers each request. Requests past their deadline are answered
+// DEADLINE_EXCEEDED, requests whose caller has gone are dropped with CANCELLED, a full queue
+// answers UNAVAILABLE at once, and with preserve_ordering answers leave in arrival order.
+// Thread safety: Submit and Stats are safe from any thread; Submit never blocks on execution.
+// The destructor answers still-queued requests UNAVAILABLE and stops the workers; it may run on
+// a worker thread (the last handle to a version can be released inside an answer callback).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "slipway/backend/backend.h"
+#include "slipway/scheduler/batch_queue.h"
+#include "slipway/scheduler/model_stats.h"
+
+namespace slipway::scheduler {
+
+class DynamicBatcher {
+ public:
+  struct Options {
+    backend::Model* model = nullptr;  // creates the instances; not owned
+    std::string model_name;           // for messages
+    int instance_count = 1;
+    BatchingConfig batching;
+  };
+  static core::Result<std::unique_ptr<DynamicBatcher>> Create(const Options& options);
+  ~DynamicBatcher();
+  DynamicBatcher(const DynamicBatcher&) = delete;
+  DynamicBatcher& operator=(const DynamicBatcher&) = delete;
+
+  // Queues a validated request. `item.done` is called exactly once: with the outputs (owned
+  // tensors, in `item.output_names` order) or an error; possibly before Submit returns.
+  void Submit(PendingRequest item);
+
+  StatsSnapshot Stats() const;
+  int instance_count() const { return instance_count_; }
+
+  struct State;  // shared with the worker threads
+
+ private:
+  DynamicBatcher() = default;
+  std::shared_ptr<State> state_;
+  std::vector<std::thread> workers_;
+  int instance_count_ = 0;
+};
+
+// Merges the inputs of `batch` along dimension 0 (exposed for tests). `storage` receives the
+// merged tensors; the returned pointers point into it or, for a batch of one, into the request.
+std::vector<const core::Tensor*> MergeInputs(const std::vector<PendingRequest>& batch,
+                                             std::vector<core::Tensor>& storage);
+// Splits one output of a merged execution into per-request tensors of `rows[i]` rows each.
+core::Result<std::vector<core::Tensor>> SplitOutput(const core::Tensor& output,
+                                                    const std::vector<int64_t>& rows);
+
+}  // namespace slipway::scheduler
