@@ -150,10 +150,12 @@ TEST(DynamicBatcher, MergesQueuedRequestsAndGivesEachItsOwnRows) {
   EchoModel model(&s);
   auto batcher = Make(&s, &model, 1, Merging());
   std::vector<std::promise<core::Result<core::InferResponse>>> answers(9);
-  batcher->Submit(Request(1000, 1, &answers[0]));
+  // The first request runs on its submitting thread (the instance is idle) and blocks there.
+  std::thread first([&] { batcher->Submit(Request(1000, 1, &answers[0])); });
   WaitStarted(s, 1);  // the single instance is now busy; the rest queue up
   for (int i = 1; i < 9; ++i) batcher->Submit(Request(1000 * (i + 1), i % 3 + 1, &answers[i]));
   s.gate.Open();
+  first.join();
   for (int i = 0; i < 9; ++i) {
     auto r = answers[i].get_future().get();
     ASSERT_TRUE(r.ok()) << r.status().message();
@@ -176,7 +178,7 @@ TEST(DynamicBatcher, FullQueueAnswersUnavailableAtOnce) {
   EchoModel model(&s);
   auto batcher = Make(&s, &model, 1, Merging(2));
   std::vector<std::promise<core::Result<core::InferResponse>>> answers(4);
-  batcher->Submit(Request(0, 1, &answers[0]));
+  std::thread first([&] { batcher->Submit(Request(0, 1, &answers[0])); });
   WaitStarted(s, 1);
   batcher->Submit(Request(0, 1, &answers[1]));
   batcher->Submit(Request(0, 1, &answers[2]));
@@ -184,6 +186,7 @@ TEST(DynamicBatcher, FullQueueAnswersUnavailableAtOnce) {
   auto refused = answers[3].get_future().get();  // answered while the instance is still blocked
   EXPECT_EQ(refused.status().code(), core::StatusCode::kUnavailable);
   s.gate.Open();
+  first.join();
   for (int i = 0; i < 3; ++i) EXPECT_TRUE(answers[i].get_future().get().ok());
 }
 
@@ -192,7 +195,7 @@ TEST(DynamicBatcher, ExpiredAndCancelledRequestsAreAnsweredWithoutRunning) {
   EchoModel model(&s);
   auto batcher = Make(&s, &model, 1, Merging());
   std::vector<std::promise<core::Result<core::InferResponse>>> answers(3);
-  batcher->Submit(Request(0, 1, &answers[0]));
+  std::thread first([&] { batcher->Submit(Request(0, 1, &answers[0])); });
   WaitStarted(s, 1);
   batcher->Submit(Request(0, 1, &answers[1], {{"timeout", int64_t{1}}}));  // 1 us
   auto cancelled = Request(0, 1, &answers[2]);
@@ -200,6 +203,7 @@ TEST(DynamicBatcher, ExpiredAndCancelledRequestsAreAnsweredWithoutRunning) {
   batcher->Submit(std::move(cancelled));
   std::this_thread::sleep_for(std::chrono::milliseconds(5));  // let the 1 us deadline pass
   s.gate.Open();
+  first.join();
   EXPECT_TRUE(answers[0].get_future().get().ok());
   EXPECT_EQ(answers[1].get_future().get().status().code(), core::StatusCode::kDeadlineExceeded);
   EXPECT_EQ(answers[2].get_future().get().status().code(), core::StatusCode::kCancelled);
@@ -238,10 +242,11 @@ TEST(DynamicBatcher, PreserveOrderingAnswersInArrivalOrder) {
   ordered.max_batch_size = 64;
   ordered.preserve_ordering = true;
   auto batcher = Make(&s, &model, 2, ordered);
+  s.gate.Open();
   std::mutex mu;
   std::vector<int> order;
   std::vector<std::promise<core::Result<core::InferResponse>>> answers(20);
-  for (int i = 0; i < 20; ++i) {
+  auto submit = [&](int i) {
     auto p = Request(i, 1, &answers[i]);
     p.done = [&, i](core::Result<core::InferResponse> r) {
       {
@@ -251,8 +256,12 @@ TEST(DynamicBatcher, PreserveOrderingAnswersInArrivalOrder) {
       answers[i].set_value(std::move(r));
     };
     batcher->Submit(std::move(p));
-  }
-  s.gate.Open();
+  };
+  // Request 0 is slow (10 ms) on one instance; 1..19 run meanwhile on the other.
+  std::thread slow([&] { submit(0); });
+  WaitStarted(s, 1);
+  for (int i = 1; i < 20; ++i) submit(i);
+  slow.join();
   for (auto& a : answers) EXPECT_TRUE(a.get_future().get().ok());
   std::vector<int> expected(20);
   for (int i = 0; i < 20; ++i) expected[i] = i;
@@ -264,17 +273,14 @@ TEST(DynamicBatcher, DestructionAnswersQueuedRequests) {
   EchoModel model(&s);
   auto batcher = Make(&s, &model, 1, Merging());
   std::vector<std::promise<core::Result<core::InferResponse>>> answers(2);
-  batcher->Submit(Request(0, 1, &answers[0]));
+  std::thread first([&] { batcher->Submit(Request(0, 1, &answers[0])); });
   WaitStarted(s, 1);
-  batcher->Submit(Request(0, 1, &answers[1]));
-  std::thread opener([&] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    s.gate.Open();
-  });
-  auto f1 = answers[1].get_future();
-  batcher.reset();  // queued request answered UNAVAILABLE; the running one finishes
-  opener.join();
-  EXPECT_EQ(f1.get().status().code(), core::StatusCode::kUnavailable);
+  batcher->Submit(Request(0, 1, &answers[1]));  // queued behind the blocked instance
+  DynamicBatcher* raw = batcher.release();
+  delete raw;  // while the instance is still blocked: the queued request is answered at once
+  EXPECT_EQ(answers[1].get_future().get().status().code(), core::StatusCode::kUnavailable);
+  s.gate.Open();
+  first.join();  // the running request still completes
   EXPECT_TRUE(answers[0].get_future().get().ok());
 }
 

@@ -1,5 +1,6 @@
 #include "slipway/core/model_config.h"
 
+#include <algorithm>
 #include <set>
 
 namespace slipway::core {
@@ -64,6 +65,27 @@ Status ValidateModelConfig(const ModelConfig& config) {
   RETURN_IF_ERROR(ValidateTensors(config, config.outputs, "output"));
   if (config.instance_count < 0) {
     return Status::InvalidArgument("model '" + config.name + "': instance_count must be >= 0");
+  }
+  const DynamicBatchingConfig& db = config.dynamic_batching;
+  if (db.enabled) {
+    if (db.max_queue_delay_us < 0 || db.max_queue_size < 0 || db.default_timeout_us < 0 ||
+        db.priority_levels < 0 || db.default_priority_level < 0) {
+      return Status::InvalidArgument("model '" + config.name +
+                                     "': dynamic_batching values must not be negative");
+    }
+    if (db.default_priority_level > std::max<int64_t>(1, db.priority_levels)) {
+      return Status::InvalidArgument(
+          "model '" + config.name + "': default_priority_level " +
+          std::to_string(db.default_priority_level) + " is above priority_levels " +
+          std::to_string(std::max<int64_t>(1, db.priority_levels)));
+    }
+    for (int64_t s : db.preferred_batch_sizes) {
+      if (s < 1 || (config.batch_size_limit() > 0 && s > config.batch_size_limit())) {
+        return Status::InvalidArgument("model '" + config.name + "': preferred batch size " +
+                                       std::to_string(s) + " is outside 1.." +
+                                       std::to_string(config.batch_size_limit()));
+      }
+    }
   }
   if (config.version_policy.kind == VersionPolicy::Kind::kLatest &&
       config.version_policy.latest_count < 1) {

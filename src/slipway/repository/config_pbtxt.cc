@@ -96,6 +96,14 @@ Result<core::ModelConfig> ParseConfigPbtxt(const std::string& text, const std::s
     for (int32_t s : pb.dynamic_batching().preferred_batch_size()) {
       c.dynamic_batching.preferred_batch_sizes.push_back(s);
     }
+    const auto& db = pb.dynamic_batching();
+    c.dynamic_batching.preserve_ordering = db.preserve_ordering();
+    c.dynamic_batching.priority_levels = static_cast<int64_t>(db.priority_levels());
+    c.dynamic_batching.default_priority_level = static_cast<int64_t>(db.default_priority_level());
+    c.dynamic_batching.max_queue_size =
+        static_cast<int64_t>(db.default_queue_policy().max_queue_size());
+    c.dynamic_batching.default_timeout_us =
+        static_cast<int64_t>(db.default_queue_policy().default_timeout_microseconds());
   }
   return c;
 }

@@ -64,8 +64,8 @@ Result<core::ModelConfig> ParseYamlNode(const YAML::Node& root, const std::strin
   }
   RETURN_IF_ERROR(CheckKeys(root,
                             {"name", "backend", "platform", "max_batch_size", "version_policy",
-                             "instance_count", "inputs", "outputs", "dynamic_batching",
-                             "default_model_filename"},
+                             "instance_count", "instances", "inputs", "outputs",
+                             "dynamic_batching", "default_model_filename"},
                             where));
   core::ModelConfig c;
   c.name = root["name"] ? root["name"].as<std::string>() : model_name;
@@ -76,7 +76,17 @@ Result<core::ModelConfig> ParseYamlNode(const YAML::Node& root, const std::strin
   if (root["backend"]) c.backend = root["backend"].as<std::string>();
   if (root["platform"]) c.platform = root["platform"].as<std::string>();
   if (root["max_batch_size"]) c.max_batch_size = root["max_batch_size"].as<int64_t>();
+  if (root["instance_count"] && root["instances"]) {
+    return Status::InvalidArgument(where + ": give either instance_count or instances, not both");
+  }
   if (root["instance_count"]) c.instance_count = root["instance_count"].as<int64_t>();
+  if (const YAML::Node inst = root["instances"]) {
+    if (!inst.IsScalar()) {
+      return Status::Unimplemented(where + ": instances must be a number; autoscaling "
+                                   "({min, max}) is not supported yet");
+    }
+    c.instance_count = inst.as<int64_t>();
+  }
   if (root["default_model_filename"]) {
     c.default_model_filename = root["default_model_filename"].as<std::string>();
   }
@@ -103,9 +113,24 @@ Result<core::ModelConfig> ParseYamlNode(const YAML::Node& root, const std::strin
     }
   }
   if (const YAML::Node db = root["dynamic_batching"]) {
-    RETURN_IF_ERROR(CheckKeys(db, {"max_queue_delay_microseconds", "preferred_batch_size"},
+    c.dynamic_batching.enabled = true;
+    if (db.IsNull()) return c;  // `dynamic_batching:` alone turns batching on with defaults
+    RETURN_IF_ERROR(CheckKeys(db,
+                              {"max_queue_delay_microseconds", "preferred_batch_size",
+                               "max_queue_size", "default_timeout_microseconds",
+                               "priority_levels", "default_priority_level", "preserve_ordering"},
                               where + " dynamic_batching"));
     c.dynamic_batching.enabled = true;
+    auto& d = c.dynamic_batching;
+    if (db["max_queue_size"]) d.max_queue_size = db["max_queue_size"].as<int64_t>();
+    if (db["default_timeout_microseconds"]) {
+      d.default_timeout_us = db["default_timeout_microseconds"].as<int64_t>();
+    }
+    if (db["priority_levels"]) d.priority_levels = db["priority_levels"].as<int64_t>();
+    if (db["default_priority_level"]) {
+      d.default_priority_level = db["default_priority_level"].as<int64_t>();
+    }
+    if (db["preserve_ordering"]) d.preserve_ordering = db["preserve_ordering"].as<bool>();
     if (db["max_queue_delay_microseconds"]) {
       c.dynamic_batching.max_queue_delay_us = db["max_queue_delay_microseconds"].as<int64_t>();
     }

@@ -4,6 +4,7 @@
 #include <map>
 #include <mutex>
 #include <numeric>
+#include <optional>
 
 namespace slipway::scheduler {
 
@@ -17,8 +18,9 @@ struct DynamicBatcher::State {
 
   std::mutex mu;
   std::condition_variable cv;
-  BatchQueue queue;  // guarded by mu
-  bool stop = false;  // guarded by mu
+  BatchQueue queue;                                // guarded by mu
+  std::vector<backend::ModelInstance*> idle;       // instances not executing; guarded by mu
+  bool stop = false;                               // guarded by mu
 
   ModelStats stats;
 
@@ -50,7 +52,11 @@ struct DynamicBatcher::State {
   }
 
   void Execute(backend::ModelInstance* instance, std::vector<PendingRequest>& batch);
-  void Work(backend::ModelInstance* instance);
+  void Work();
+  // Under `lock`: if an instance is idle and the queue has a batch due now, takes both.
+  bool TakeBatch(std::vector<PendingRequest>& batch, backend::ModelInstance*& instance,
+                 std::optional<TimePoint>* wake_at);
+  void Release(backend::ModelInstance* instance);
 };
 
 std::vector<const core::Tensor*> MergeInputs(const std::vector<PendingRequest>& batch,
@@ -178,25 +184,49 @@ void DynamicBatcher::State::Execute(backend::ModelInstance* instance,
   for (size_t i = 0; i < live.size(); ++i) Answer(live[i], std::move(answers[i]), started);
 }
 
-void DynamicBatcher::State::Work(backend::ModelInstance* instance) {
+bool DynamicBatcher::State::TakeBatch(std::vector<PendingRequest>& batch,
+                                      backend::ModelInstance*& instance,
+                                      std::optional<TimePoint>* wake_at) {
+  if (idle.empty()) return false;
+  auto decision = queue.Decide(Clock::now());
+  if (decision.batch.empty()) {
+    if (wake_at != nullptr) *wake_at = decision.wake_at;
+    return false;
+  }
+  batch = std::move(decision.batch);
+  instance = idle.back();
+  idle.pop_back();
+  return true;
+}
+
+void DynamicBatcher::State::Release(backend::ModelInstance* instance) {
+  bool waiting = false;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    idle.push_back(instance);
+    waiting = queue.size() > 0;
+  }
+  if (waiting) cv.notify_one();  // queued work was waiting for an instance
+}
+
+void DynamicBatcher::State::Work() {
   for (;;) {
     std::vector<PendingRequest> batch;
     std::vector<PendingRequest> expired;
+    backend::ModelInstance* instance = nullptr;
     {
       std::unique_lock<std::mutex> lock(mu);
       for (;;) {
         if (stop) return;
-        const TimePoint now = Clock::now();
-        expired = queue.TakeExpired(now);
+        expired = queue.TakeExpired(Clock::now());
         if (!expired.empty()) break;
-        auto decision = queue.Decide(now);
-        if (!decision.batch.empty()) {
-          batch = std::move(decision.batch);
-          if (queue.size() > 0) cv.notify_one();  // more work for another free instance
+        std::optional<TimePoint> wake_at;
+        if (TakeBatch(batch, instance, &wake_at)) {
+          if (queue.size() > 0 && !idle.empty()) cv.notify_one();  // more for another instance
           break;
         }
-        if (decision.wake_at) {
-          cv.wait_until(lock, *decision.wake_at);
+        if (wake_at && !idle.empty()) {
+          cv.wait_until(lock, *wake_at);
         } else {
           cv.wait(lock);
         }
@@ -212,7 +242,10 @@ void DynamicBatcher::State::Work(backend::ModelInstance* instance) {
                         std::to_string(waited) + " us in the queue"),
              now);
     }
-    if (!batch.empty()) Execute(instance, batch);
+    if (instance != nullptr) {
+      Execute(instance, batch);
+      Release(instance);
+    }
   }
 }
 
@@ -230,27 +263,39 @@ Result<std::unique_ptr<DynamicBatcher>> DynamicBatcher::Create(const Options& op
   }
   self->instance_count_ = options.instance_count;
   for (auto& instance : self->state_->instances) {
-    self->workers_.emplace_back(
-        [state = self->state_, raw = instance.get()] { state->Work(raw); });
+    self->state_->idle.push_back(instance.get());
+    self->workers_.emplace_back([state = self->state_] { state->Work(); });
   }
   return self;
 }
 
 void DynamicBatcher::Submit(PendingRequest item) {
   Status st;
+  std::vector<PendingRequest> batch;
+  backend::ModelInstance* instance = nullptr;
   {
     std::lock_guard<std::mutex> lock(state_->mu);
     if (state_->stop) {
       st = Status::Unavailable("model '" + state_->model_name + "' is being unloaded");
     } else {
       st = state_->queue.Enqueue(item, Clock::now());
+      // With an instance idle and a batch due now, the caller runs that one batch itself:
+      // no hand-off to a worker thread when the model is not busy.
+      if (st.ok()) state_->TakeBatch(batch, instance, nullptr);
     }
   }
   if (!st.ok()) {
     item.done(st);
     return;
   }
-  state_->cv.notify_one();
+  if (instance == nullptr) {
+    state_->cv.notify_one();
+    return;
+  }
+  // Keep the state alive even if the last handle to this version is dropped in an answer.
+  std::shared_ptr<State> state = state_;
+  state->Execute(instance, batch);
+  state->Release(instance);
 }
 
 StatsSnapshot DynamicBatcher::Stats() const { return state_->stats.Snapshot(); }

@@ -12,6 +12,7 @@
 #include "slipway/core/infer_request.h"
 #include "slipway/core/model_config.h"
 #include "slipway/core/status.h"
+#include "slipway/scheduler/model_stats.h"
 
 namespace slipway::serving {
 
@@ -33,6 +34,12 @@ struct ServerMetadata {
   std::string name;
   std::string version;
   std::vector<std::string> extensions;
+};
+
+struct ModelStatistics {
+  std::string name;
+  std::string version;
+  scheduler::StatsSnapshot stats;
 };
 
 struct RepositoryIndexEntry {
@@ -57,6 +64,10 @@ class InferenceService {
                                                        int64_t version) const = 0;
   virtual core::Result<core::ModelConfig> GetModelConfig(const std::string& name,
                                                          int64_t version) const = 0;
+  // Statistics of ready versions: every model when `name` is empty, every ready version of a
+  // model when `version` is 0. NotFound for an unknown model or version.
+  virtual core::Result<std::vector<ModelStatistics>> GetModelStatistics(const std::string& name,
+                                                                        int64_t version) const = 0;
 };
 
 class AdminService {

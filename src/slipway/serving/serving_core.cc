@@ -169,7 +169,8 @@ bool ServingCore::ServerReady() const {
 
 ServerMetadata ServingCore::GetServerMetadata() const {
   return {"slipway", options_.server_version,
-          {"binary_tensor_data", "model_configuration", "model_repository"}};
+          {"binary_tensor_data", "model_configuration", "model_repository", "statistics",
+           "schedule_policy"}};
 }
 
 Result<bool> ServingCore::ModelReady(const std::string& name, int64_t version) const {
@@ -202,6 +203,41 @@ Result<core::ModelConfig> ServingCore::GetModelConfig(const std::string& name,
                                                       int64_t version) const {
   ASSIGN_OR_RETURN(auto handle, options_.models->Find(name, version));
   return handle->config();
+}
+
+Result<std::vector<ModelStatistics>> ServingCore::GetModelStatistics(const std::string& name,
+                                                                    int64_t version) const {
+  std::vector<std::string> names;
+  if (name.empty()) {
+    for (const auto& model : options_.models->Index()) names.push_back(model.name);
+  } else {
+    names.push_back(name);
+  }
+  std::vector<ModelStatistics> out;
+  for (const auto& n : names) {
+    std::vector<int64_t> versions;
+    if (version != 0) {
+      versions.push_back(version);
+    } else {
+      versions = options_.models->ReadyVersions(n);
+      if (versions.empty() && !name.empty()) {
+        // Distinguish an unknown model from one with nothing ready.
+        auto found = options_.models->Find(n, 0);
+        if (!found.ok() && found.status().code() == core::StatusCode::kNotFound) {
+          return found.status();
+        }
+      }
+    }
+    for (int64_t v : versions) {
+      auto handle = options_.models->Find(n, v);
+      if (!handle.ok()) {
+        if (!name.empty()) return handle.status();
+        continue;
+      }
+      out.push_back({n, std::to_string(v), (*handle)->batcher->Stats()});
+    }
+  }
+  return out;
 }
 
 std::vector<RepositoryIndexEntry> ServingCore::RepositoryIndex(bool ready_only) const {

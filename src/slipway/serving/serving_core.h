@@ -33,6 +33,8 @@ class ServingCore : public InferenceService, public AdminService {
                                                int64_t version) const override;
   core::Result<core::ModelConfig> GetModelConfig(const std::string& name,
                                                  int64_t version) const override;
+  core::Result<std::vector<ModelStatistics>> GetModelStatistics(const std::string& name,
+                                                                int64_t version) const override;
 
   std::vector<RepositoryIndexEntry> RepositoryIndex(bool ready_only) const override;
   core::Status LoadModel(const std::string& name) override;

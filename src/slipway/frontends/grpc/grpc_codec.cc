@@ -331,10 +331,49 @@ void EncodeModelConfig(const core::ModelConfig& in, inference::ModelConfig* out)
     for (int64_t size : in.dynamic_batching.preferred_batch_sizes) {
       db->add_preferred_batch_size(static_cast<int32_t>(size));
     }
-    db->set_max_queue_delay_microseconds(
-        static_cast<uint64_t>(in.dynamic_batching.max_queue_delay_us));
+    const auto& d = in.dynamic_batching;
+    db->set_max_queue_delay_microseconds(static_cast<uint64_t>(d.max_queue_delay_us));
+    db->set_preserve_ordering(d.preserve_ordering);
+    db->set_priority_levels(static_cast<uint64_t>(d.priority_levels));
+    db->set_default_priority_level(static_cast<uint64_t>(d.default_priority_level));
+    db->mutable_default_queue_policy()->set_max_queue_size(
+        static_cast<uint32_t>(d.max_queue_size));
+    db->mutable_default_queue_policy()->set_default_timeout_microseconds(
+        static_cast<uint64_t>(d.default_timeout_us));
   }
   out->set_default_model_filename(in.default_model_filename);
+}
+
+namespace {
+void SetDuration(const scheduler::Duration& in, inference::StatisticDuration* out) {
+  out->set_count(in.count);
+  out->set_ns(in.ns);
+}
+}  // namespace
+
+void EncodeModelStatistics(const serving::ModelStatistics& in, inference::ModelStatistics* out) {
+  const auto& s = in.stats;
+  out->set_name(in.name);
+  out->set_version(in.version);
+  out->set_last_inference(s.last_inference_ms);
+  out->set_inference_count(s.inference_count);
+  out->set_execution_count(s.execution_count);
+  auto* is = out->mutable_inference_stats();
+  SetDuration(s.success, is->mutable_success());
+  SetDuration(s.fail, is->mutable_fail());
+  SetDuration(s.queue, is->mutable_queue());
+  SetDuration(s.compute_input, is->mutable_compute_input());
+  SetDuration(s.compute_infer, is->mutable_compute_infer());
+  SetDuration(s.compute_output, is->mutable_compute_output());
+  is->mutable_cache_hit();
+  is->mutable_cache_miss();
+  for (const auto& [size, b] : s.batches) {
+    auto* bs = out->add_batch_stats();
+    bs->set_batch_size(size);
+    SetDuration(b.compute_input, bs->mutable_compute_input());
+    SetDuration(b.compute_infer, bs->mutable_compute_infer());
+    SetDuration(b.compute_output, bs->mutable_compute_output());
+  }
 }
 
 ::grpc::Status ToGrpcStatus(const core::Status& status) {

@@ -15,6 +15,7 @@
 #include "slipway/core/infer_request.h"
 #include "slipway/core/model_config.h"
 #include "slipway/core/status.h"
+#include "slipway/serving/inference_service.h"
 
 namespace slipway::frontends::grpc {
 
@@ -32,6 +33,9 @@ void EncodeModelInferResponse(const core::InferResponse& in, inference::ModelInf
 void EncodeModelConfig(const core::ModelConfig& in, inference::ModelConfig* out);
 
 // Maps each canonical code to the gRPC code of the same name, keeping the message.
+// One model version's statistics in the statistics extension's message.
+void EncodeModelStatistics(const serving::ModelStatistics& in, inference::ModelStatistics* out);
+
 ::grpc::Status ToGrpcStatus(const core::Status& status);
 
 }  // namespace slipway::frontends::grpc

@@ -171,6 +171,16 @@ class GrpcServer::InferenceHandler final
     return ::grpc::Status::OK;
   }
 
+  ::grpc::Status ModelStatistics(ServerContext*, const inference::ModelStatisticsRequest* request,
+                                 inference::ModelStatisticsResponse* response) override {
+    auto version = core::ParseModelVersion(request->version());
+    if (!version.ok()) return ToGrpcStatus(version.status());
+    auto stats = inference_->GetModelStatistics(request->name(), version.value());
+    if (!stats.ok()) return ToGrpcStatus(stats.status());
+    for (const serving::ModelStatistics& m : *stats) EncodeModelStatistics(m, response->add_model_stats());
+    return ::grpc::Status::OK;
+  }
+
   ::grpc::Status RepositoryIndex(ServerContext*, const inference::RepositoryIndexRequest* request,
                                  inference::RepositoryIndexResponse* response) override {
     if (admin_ == nullptr) {

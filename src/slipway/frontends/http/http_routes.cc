@@ -219,10 +219,89 @@ void ModelConfigRoute(const RouteContext& ctx, const std::string& name, int64_t 
     w.EndArray();
     w.Key("max_queue_delay_microseconds");
     w.Int(c.dynamic_batching.max_queue_delay_us);
+    w.Key("preserve_ordering");
+    w.Bool(c.dynamic_batching.preserve_ordering);
+    w.Key("priority_levels");
+    w.Int(c.dynamic_batching.priority_levels);
+    w.Key("default_priority_level");
+    w.Int(c.dynamic_batching.default_priority_level);
+    w.Key("default_queue_policy");
+    w.StartObject();
+    w.Key("max_queue_size");
+    w.Int(c.dynamic_batching.max_queue_size);
+    w.Key("default_timeout_microseconds");
+    w.Int(c.dynamic_batching.default_timeout_us);
+    w.EndObject();
     w.EndObject();
   }
   w.Key("default_model_filename");
   w.String(c.default_model_filename);
+  w.EndObject();
+  Reply(res, 200, w.Take());
+}
+
+void WriteDuration(core::JsonWriter& w, const char* key, const scheduler::Duration& d) {
+  w.Key(key);
+  w.StartObject();
+  w.Key("count");
+  w.Uint(d.count);
+  w.Key("ns");
+  w.Uint(d.ns);
+  w.EndObject();
+}
+
+// The statistics extension's JSON: every field perf_analyzer reads is always present.
+void ModelStatsRoute(const RouteContext& ctx, const std::string& name, int64_t version,
+                     HttpResponse& res) {
+  auto stats = ctx.inference->GetModelStatistics(name, version);
+  if (!stats.ok()) return ReplyError(res, stats.status());
+  const scheduler::Duration zero;
+  core::JsonWriter w;
+  w.StartObject();
+  w.Key("model_stats");
+  w.StartArray();
+  for (const auto& m : *stats) {
+    const auto& s = m.stats;
+    w.StartObject();
+    w.Key("name");
+    w.String(m.name);
+    w.Key("version");
+    w.String(m.version);
+    w.Key("last_inference");
+    w.Uint(s.last_inference_ms);
+    w.Key("inference_count");
+    w.Uint(s.inference_count);
+    w.Key("execution_count");
+    w.Uint(s.execution_count);
+    w.Key("inference_stats");
+    w.StartObject();
+    WriteDuration(w, "success", s.success);
+    WriteDuration(w, "fail", s.fail);
+    WriteDuration(w, "queue", s.queue);
+    WriteDuration(w, "compute_input", s.compute_input);
+    WriteDuration(w, "compute_infer", s.compute_infer);
+    WriteDuration(w, "compute_output", s.compute_output);
+    WriteDuration(w, "cache_hit", zero);
+    WriteDuration(w, "cache_miss", zero);
+    w.EndObject();
+    w.Key("batch_stats");
+    w.StartArray();
+    for (const auto& [size, b] : s.batches) {
+      w.StartObject();
+      w.Key("batch_size");
+      w.Uint(size);
+      WriteDuration(w, "compute_input", b.compute_input);
+      WriteDuration(w, "compute_infer", b.compute_infer);
+      WriteDuration(w, "compute_output", b.compute_output);
+      w.EndObject();
+    }
+    w.EndArray();
+    w.Key("memory_usage");
+    w.StartArray();
+    w.EndArray();
+    w.EndObject();
+  }
+  w.EndArray();
   w.EndObject();
   Reply(res, 200, w.Take());
 }
@@ -388,6 +467,8 @@ bool ModelRoutes(const RouteContext& ctx, const std::vector<std::string_view>& p
     get ? ModelReadyRoute(ctx, name, version, res) : MethodNotAllowed(res);
   } else if (action == "config") {
     get ? ModelConfigRoute(ctx, name, version, res) : MethodNotAllowed(res);
+  } else if (action == "stats") {
+    get ? ModelStatsRoute(ctx, name, version, res) : MethodNotAllowed(res);
   } else if (action == "infer") {
     MethodNotAllowed(res);
   } else {
@@ -423,6 +504,8 @@ bool Route(const RouteContext& ctx, const std::shared_ptr<const HttpRequest>& re
   } else if (parts[1] == "health" && parts.size() == 3 &&
              (parts[2] == "live" || parts[2] == "ready")) {
     get ? HealthRoute(ctx, parts[2], res) : MethodNotAllowed(res);
+  } else if (parts[1] == "models" && parts.size() == 3 && parts[2] == "stats") {
+    get ? ModelStatsRoute(ctx, "", 0, res) : MethodNotAllowed(res);
   } else if (parts[1] == "models" && parts.size() >= 3) {
     return ModelRoutes(ctx, parts, req_ptr, reply, res);
   } else if (parts[1] == "repository" && parts.size() == 3 && parts[2] == "index") {
