@@ -50,6 +50,35 @@ dynamic_batching: {max_queue_delay_microseconds: 200, preferred_batch_size: [4, 
   EXPECT_EQ(c->dynamic_batching.max_queue_delay_us, 200);
 }
 
+TEST(ConfigYaml, BatchingAndInstances) {
+  auto c = ParseConfigYaml(R"(
+max_batch_size: 8
+instances: 3
+dynamic_batching:
+  max_queue_size: 5
+  default_timeout_microseconds: 700
+  priority_levels: 2
+  default_priority_level: 1
+  preserve_ordering: true
+)", "m");
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->instance_count, 3);
+  const auto& d = c->dynamic_batching;
+  EXPECT_TRUE(d.enabled);
+  EXPECT_EQ(d.max_queue_size, 5);
+  EXPECT_EQ(d.default_timeout_us, 700);
+  EXPECT_EQ(d.priority_levels, 2);
+  EXPECT_EQ(d.default_priority_level, 1);
+  EXPECT_TRUE(d.preserve_ordering);
+  auto bare = ParseConfigYaml("dynamic_batching:\n", "m");
+  ASSERT_TRUE(bare.ok());
+  EXPECT_TRUE(bare->dynamic_batching.enabled);
+  EXPECT_FALSE(ParseConfigYaml("instances: 2\ninstance_count: 2\n", "m").ok());
+  EXPECT_EQ(ParseConfigYaml("instances: {min: 1, max: 4}\n", "m").status().code(),
+            core::StatusCode::kUnimplemented);
+  EXPECT_FALSE(ParseConfigYaml("dynamic_batching: {max_queue_sise: 3}\n", "m").ok());
+}
+
 TEST(ConfigYaml, RefusesTyposBadTypesAndForeignNames) {
   auto typo = ParseConfigYaml("max_batchsize: 4\n", "m");
   ASSERT_FALSE(typo.ok());
@@ -69,7 +98,9 @@ max_batch_size: 8
 input [ { name: "INPUT0" data_type: TYPE_FP32 dims: [ 16 ] } ]
 output [ { name: "OUTPUT0" data_type: TYPE_STRING dims: [ -1 ] } ]
 instance_group [ { count: 2 kind: KIND_CPU } ]
-dynamic_batching { max_queue_delay_microseconds: 100 preferred_batch_size: [ 4 ] }
+dynamic_batching { max_queue_delay_microseconds: 100 preferred_batch_size: [ 4 ]
+  preserve_ordering: true priority_levels: 3
+  default_queue_policy { max_queue_size: 9 default_timeout_microseconds: 50 } }
 version_policy: { latest: { num_versions: 2 } }
 optimization { graph { level: 1 } }
 some_future_field: 3
@@ -81,6 +112,10 @@ some_future_field: 3
   EXPECT_EQ(c->outputs[0].type, core::DataType::kBytes);
   EXPECT_EQ(c->version_policy.latest_count, 2);
   EXPECT_EQ(c->dynamic_batching.max_queue_delay_us, 100);
+  EXPECT_TRUE(c->dynamic_batching.preserve_ordering);
+  EXPECT_EQ(c->dynamic_batching.priority_levels, 3);
+  EXPECT_EQ(c->dynamic_batching.max_queue_size, 9);
+  EXPECT_EQ(c->dynamic_batching.default_timeout_us, 50);
 }
 
 TEST(ConfigPbtxt, RefusesSyntaxErrorsAndGpuInstances) {
