@@ -15,7 +15,7 @@ ifdef ONNXRUNTIME_ROOT
 CMAKE_FLAGS += -DONNXRUNTIME_ROOT=$(ONNXRUNTIME_ROOT)
 endif
 
-.PHONY: setup build serve test unit integration asan tsan fuzz models bench clean
+.PHONY: setup build serve test unit integration asan tsan fuzz models bench bench-batching clean
 
 setup:
 	./scripts/setup.sh
@@ -64,6 +64,10 @@ test: unit integration asan tsan fuzz
 
 bench: build
 	$(PYTHON) bench/run_foundation.py --binary $(BUILD)/slipway --floor $(BUILD)/bench/ort_floor
+
+bench-batching: build
+	./scripts/setup.sh --bench
+	$(PYTHON) bench/run_batching.py --binary $(BUILD)/slipway --floor $(BUILD)/bench/ort_floor
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD)

@@ -46,12 +46,13 @@ struct Options {
   int intra_op_threads = 1;
   bool allow_spinning = false;
   unsigned seed = 42;
+  int64_t batch = 1;  // rows in dimension 0 when it is dynamic
 };
 
 [[noreturn]] void Usage(const char* msg) {
   std::fprintf(stderr,
                "ort_floor: %s\nusage: ort_floor --model FILE.onnx [--concurrency C] [--duration S] "
-               "[--warmup S] [--instances N] [--intra-op-threads N] [--allow-spinning] "
+               "[--warmup S] [--instances N] [--intra-op-threads N] [--allow-spinning] [--batch B] "
                "[--seed N]\n",
                msg);
   std::exit(2);
@@ -70,12 +71,14 @@ Options ParseArgs(int argc, char** argv) {
     else if (a == "--duration") o.duration_s = std::atof(value().c_str());
     else if (a == "--warmup") o.warmup_s = std::atof(value().c_str());
     else if (a == "--instances") o.instances = std::atoi(value().c_str());
+    else if (a == "--batch") o.batch = std::atoll(value().c_str());
     else if (a == "--intra-op-threads") o.intra_op_threads = std::atoi(value().c_str());
     else if (a == "--allow-spinning") o.allow_spinning = true;
     else if (a == "--seed") o.seed = static_cast<unsigned>(std::atoi(value().c_str()));
     else Usage(("unknown argument " + a).c_str());
   }
   if (o.model.empty()) Usage("--model is required");
+  if (o.batch < 1) Usage("--batch must be >= 1");
   if (o.concurrency < 1 || o.duration_s <= 0 || o.warmup_s < 0 || o.intra_op_threads < 1) {
     Usage("concurrency and intra-op threads must be >= 1, duration > 0, warmup >= 0");
   }
@@ -104,7 +107,7 @@ size_t ElementSize(ONNXTensorElementDataType t) {
   }
 }
 
-std::vector<InputBuffer> MakeInputs(Ort::Session& session, unsigned seed) {
+std::vector<InputBuffer> MakeInputs(Ort::Session& session, unsigned seed, int64_t batch) {
   std::mt19937 rng(seed);
   std::uniform_real_distribution<float> real(0.0f, 1.0f);
   std::uniform_int_distribution<int> small(0, 9);
@@ -118,8 +121,9 @@ std::vector<InputBuffer> MakeInputs(Ort::Session& session, unsigned seed) {
     in.type = info.GetElementType();
     in.shape = info.GetShape();
     size_t count = 1;
-    for (auto& d : in.shape) {
-      if (d < 0) d = 1;  // dynamic dimensions (the batch) become 1
+    for (size_t k = 0; k < in.shape.size(); ++k) {
+      auto& d = in.shape[k];
+      if (d < 0) d = k == 0 ? batch : 1;  // a dynamic dim 0 is the batch; other dynamic dims 1
       count *= static_cast<size_t>(d);
     }
     const size_t elem = ElementSize(in.type);
@@ -195,7 +199,7 @@ int main(int argc, char** argv) {
           std::make_unique<Ort::Session>(env, opt.model.c_str(), so)));
     }
     // The same input for every thread and session.
-    const std::vector<InputBuffer> inputs = MakeInputs(pool[0]->session(), opt.seed);
+    const std::vector<InputBuffer> inputs = MakeInputs(pool[0]->session(), opt.seed, opt.batch);
     std::vector<std::string> output_names;
     {
       Ort::AllocatorWithDefaultOptions alloc;
@@ -263,11 +267,12 @@ int main(int argc, char** argv) {
       shape += "]";
     }
     std::printf("{\"tool\":\"ort_floor\",\"protocol\":\"in-process\",\"model\":\"%s\","
-                "\"inputs\":\"%s\",\"concurrency\":%d,\"sessions\":%d,\"intra_op_threads\":%d,"
+                "\"inputs\":\"%s\",\"batch\":%lld,\"concurrency\":%d,\"sessions\":%d,\"intra_op_threads\":%d,"
                 "\"inter_op_threads\":1,\"allow_spinning\":%s,\"ort_version\":\"%s\",%s,"
                 "\"client_cpu_s\":%.3f}\n",
                 slipway::bench::JsonEscape(opt.model).c_str(),
-                slipway::bench::JsonEscape(shape).c_str(), opt.concurrency, sessions,
+                slipway::bench::JsonEscape(shape).c_str(), static_cast<long long>(opt.batch),
+                opt.concurrency, sessions,
                 opt.intra_op_threads, opt.allow_spinning ? "true" : "false",
                 Ort::GetVersionString().c_str(), s.JsonFields().c_str(), cpu1 - cpu0);
     return s.errors == 0 && s.requests > 0 ? 0 : 1;

@@ -13,6 +13,11 @@ PACKAGES=(
   python3-pytest python3-requests
 )
 
+# `setup.sh --bench` also installs what the benchmarks' baselines need.
+if [ "${1:-}" = "--bench" ]; then
+  PACKAGES+=(python3-fastapi python3-uvicorn)
+fi
+
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
