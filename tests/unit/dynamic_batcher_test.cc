@@ -128,7 +128,12 @@ std::vector<int32_t> Values(const core::InferResponse& r) {
 
 std::unique_ptr<DynamicBatcher> Make(Shared* s, EchoModel* model, int instances,
                                      BatchingConfig batching) {
-  auto b = DynamicBatcher::Create({model, "echo", instances, std::move(batching)});
+  DynamicBatcher::Options options;
+  options.model = model;
+  options.model_name = "echo";
+  options.instance_count = instances;
+  options.batching = std::move(batching);
+  auto b = DynamicBatcher::Create(options);
   EXPECT_TRUE(b.ok()) << b.status().message();
   return std::move(b).value();
 }
@@ -282,6 +287,42 @@ TEST(DynamicBatcher, DestructionAnswersQueuedRequests) {
   s.gate.Open();
   first.join();  // the running request still completes
   EXPECT_TRUE(answers[0].get_future().get().ok());
+}
+
+TEST(DynamicBatcher, AutoscalesUpUnderQueueingAndBackDownWhenIdle) {
+  Shared s;
+  EchoModel model(&s);
+  DynamicBatcher::Options options;
+  options.model = &model;
+  options.model_name = "echo";
+  options.instance_count = 1;
+  options.batching.max_batch_size = 64;
+  options.autoscale.max_instances = 2;
+  options.autoscale.target_queue_delay_us = 1;  // any queueing at all asks for more
+  options.autoscale.up_windows = 1;
+  options.autoscale.down_windows = 2;
+  options.scale_window_ms = 10;
+  auto made = DynamicBatcher::Create(options);
+  ASSERT_TRUE(made.ok());
+  auto batcher = std::move(made).value();
+  EXPECT_EQ(batcher->instance_count(), 1);
+  // Hold the only instance and queue work behind it until a second instance appears.
+  std::vector<std::promise<core::Result<core::InferResponse>>> answers(40);
+  std::thread first([&] { batcher->Submit(Request(0, 1, &answers[0])); });
+  WaitStarted(s, 1);
+  int submitted = 1;
+  while (batcher->instance_count() < 2 && submitted < 40) {
+    batcher->Submit(Request(submitted, 1, &answers[submitted]));
+    ++submitted;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_EQ(batcher->instance_count(), 2);
+  s.gate.Open();
+  first.join();
+  for (int i = 0; i < submitted; ++i) EXPECT_TRUE(answers[i].get_future().get().ok());
+  // Idle now: back to the minimum.
+  while (batcher->instance_count() > 1) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  EXPECT_EQ(batcher->instance_count(), 1);
 }
 
 TEST(SplitOutput, SplitsFixedWidthAndBytesRows) {

@@ -74,8 +74,12 @@ dynamic_batching:
   ASSERT_TRUE(bare.ok());
   EXPECT_TRUE(bare->dynamic_batching.enabled);
   EXPECT_FALSE(ParseConfigYaml("instances: 2\ninstance_count: 2\n", "m").ok());
-  EXPECT_EQ(ParseConfigYaml("instances: {min: 1, max: 4}\n", "m").status().code(),
-            core::StatusCode::kUnimplemented);
+  auto scaled = ParseConfigYaml("instances: {min: 2, max: 4}\n", "m");
+  ASSERT_TRUE(scaled.ok()) << scaled.status().message();
+  EXPECT_EQ(scaled->instance_count, 2);
+  EXPECT_EQ(scaled->max_instance_count, 4);
+  EXPECT_FALSE(ParseConfigYaml("instances: {min: 3, max: 2}\n", "m").ok());
+  EXPECT_FALSE(ParseConfigYaml("instances: {min: 1}\n", "m").ok());
   EXPECT_FALSE(ParseConfigYaml("dynamic_batching: {max_queue_sise: 3}\n", "m").ok());
 }
 

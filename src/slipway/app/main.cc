@@ -1,6 +1,10 @@
-// The `slipway` binary: `slipway serve --model-repository DIR [--http-port N] [--grpc-port N] ...`.
+// The `slipway` binary: `slipway serve --model-repository DIR [--http-port N] [--grpc-port N] ...`
+// and `slipway bench --url HOST:PORT --model NAME [--protocol ...] ...` (a KServe v2 load
+// generator; see slipway/app/bench/bench_command.h).
 #include <CLI/CLI.hpp>
 
+#include "slipway/app/bench/bench_command.h"
+#include "slipway/app/bench/bench_options.h"
 #include "slipway/app/server_app.h"
 
 int main(int argc, char** argv) {
@@ -47,6 +51,18 @@ int main(int argc, char** argv) {
   serve->add_option("--log-level", opts.log_level, "trace, debug, info, warn, error")
       ->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
-  CLI11_PARSE(app, argc, argv);
+  slipway::app::bench::BenchFlags bench_flags;
+  CLI::App* bench = app.add_subcommand(
+      "bench",
+      "Load-test a KServe v2 server (Slipway or another) and report latency and throughput");
+  slipway::app::bench::RegisterBenchFlags(bench, &bench_flags);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int rc = app.exit(e);
+    // bench promises exit code 2 for bad arguments.
+    return rc != 0 && bench->parsed() ? slipway::app::bench::kExitUsage : rc;
+  }
+  if (bench->parsed()) return slipway::app::bench::RunBenchCommand(bench_flags);
   return slipway::app::RunServe(opts);
 }

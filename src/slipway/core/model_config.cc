@@ -66,6 +66,11 @@ Status ValidateModelConfig(const ModelConfig& config) {
   if (config.instance_count < 0) {
     return Status::InvalidArgument("model '" + config.name + "': instance_count must be >= 0");
   }
+  if (config.max_instance_count != 0 && config.max_instance_count < config.instance_count) {
+    return Status::InvalidArgument("model '" + config.name + "': instances max " +
+                                   std::to_string(config.max_instance_count) +
+                                   " is below min " + std::to_string(config.instance_count));
+  }
   const DynamicBatchingConfig& db = config.dynamic_batching;
   if (db.enabled) {
     if (db.max_queue_delay_us < 0 || db.max_queue_size < 0 || db.default_timeout_us < 0 ||

@@ -52,6 +52,8 @@ struct ModelConfig {
   std::vector<TensorConfig> outputs;
   VersionPolicy version_policy;
   int64_t instance_count = 0;  // 0: chosen by the server's thread budget
+  // Above instance_count: instances are added under load up to this many, and removed when idle.
+  int64_t max_instance_count = 0;
   DynamicBatchingConfig dynamic_batching;
   std::string default_model_filename;
   // Where the config came from ("config.yaml", "config.pbtxt", or "" for none), for messages.

@@ -107,6 +107,7 @@ Result<std::shared_ptr<const ModelVersion>> ModelManager::LoadVersion(
   batcher.model_name = source.name;
   batcher.instance_count = static_cast<int>(model->config().instance_count);
   batcher.batching = BatchingFor(model->config(), options_.default_queue_capacity);
+  batcher.autoscale.max_instances = static_cast<int>(model->config().max_instance_count);
   ASSIGN_OR_RETURN(mv->batcher, scheduler::DynamicBatcher::Create(batcher));
   mv->model = std::move(model);
   return std::shared_ptr<const ModelVersion>(std::move(mv));

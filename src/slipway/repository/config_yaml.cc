@@ -81,11 +81,19 @@ Result<core::ModelConfig> ParseYamlNode(const YAML::Node& root, const std::strin
   }
   if (root["instance_count"]) c.instance_count = root["instance_count"].as<int64_t>();
   if (const YAML::Node inst = root["instances"]) {
-    if (!inst.IsScalar()) {
-      return Status::Unimplemented(where + ": instances must be a number; autoscaling "
-                                   "({min, max}) is not supported yet");
+    if (inst.IsMap()) {
+      RETURN_IF_ERROR(CheckKeys(inst, {"min", "max"}, where + " instances"));
+      c.instance_count = inst["min"] ? inst["min"].as<int64_t>() : 1;
+      if (!inst["max"]) return Status::InvalidArgument(where + ": instances needs a max");
+      c.max_instance_count = inst["max"].as<int64_t>();
+      if (c.instance_count < 1 || c.max_instance_count < c.instance_count) {
+        return Status::InvalidArgument(where + ": instances needs 1 <= min <= max, got min " +
+                                       std::to_string(c.instance_count) + ", max " +
+                                       std::to_string(c.max_instance_count));
+      }
+    } else {
+      c.instance_count = inst.as<int64_t>();
     }
-    c.instance_count = inst.as<int64_t>();
   }
   if (root["default_model_filename"]) {
     c.default_model_filename = root["default_model_filename"].as<std::string>();

@@ -112,6 +112,16 @@ bool BatchQueue::IsPreferred(int64_t rows) const {
   return !p.empty() && rows >= *std::max_element(p.begin(), p.end());
 }
 
+std::optional<TimePoint> BatchQueue::OldestArrival() const {
+  std::optional<TimePoint> oldest;
+  for (const auto& level : levels_) {
+    if (!level.empty() && (!oldest || level.front().enqueued < *oldest)) {
+      oldest = level.front().enqueued;
+    }
+  }
+  return oldest;
+}
+
 std::optional<TimePoint> BatchQueue::EarliestDeadline() const {
   std::optional<TimePoint> earliest;
   for (const auto& level : levels_) {

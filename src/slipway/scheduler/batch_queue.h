@@ -80,6 +80,8 @@ class BatchQueue {
   std::vector<PendingRequest> TakeAll();
 
   size_t size() const { return size_; }
+  // When the longest-waiting request arrived; nullopt when empty.
+  std::optional<TimePoint> OldestArrival() const;
   const BatchingConfig& config() const { return config_; }
 
  private:

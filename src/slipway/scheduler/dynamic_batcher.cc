@@ -1,5 +1,8 @@
 #include "slipway/scheduler/dynamic_batcher.h"
 
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
 #include <condition_variable>
 #include <map>
 #include <mutex>
@@ -14,13 +17,15 @@ using core::Status;
 struct DynamicBatcher::State {
   std::string model_name;
   bool preserve_ordering = false;
-  std::vector<std::unique_ptr<backend::ModelInstance>> instances;
+  backend::Model* model = nullptr;  // for new instances; used only while the batcher lives
+  std::vector<std::unique_ptr<backend::ModelInstance>> instances;  // guarded by mu
 
   std::mutex mu;
   std::condition_variable cv;
   BatchQueue queue;                                // guarded by mu
   std::vector<backend::ModelInstance*> idle;       // instances not executing; guarded by mu
   bool stop = false;                               // guarded by mu
+  std::condition_variable scaler_cv;               // wakes the autoscaler early on stop
 
   ModelStats stats;
 
@@ -57,6 +62,7 @@ struct DynamicBatcher::State {
   bool TakeBatch(std::vector<PendingRequest>& batch, backend::ModelInstance*& instance,
                  std::optional<TimePoint>* wake_at);
   void Release(backend::ModelInstance* instance);
+  void Scale(AutoscaleSettings settings, int window_ms);
 };
 
 std::vector<const core::Tensor*> MergeInputs(const std::vector<PendingRequest>& batch,
@@ -249,6 +255,89 @@ void DynamicBatcher::State::Work() {
   }
 }
 
+namespace {
+
+uint64_t ExecutionNs(const StatsSnapshot& s) {
+  uint64_t ns = 0;
+  for (const auto& [size, b] : s.batches) {
+    ns += b.compute_input.ns + b.compute_infer.ns + b.compute_output.ns;
+  }
+  return ns;
+}
+
+}  // namespace
+
+void DynamicBatcher::State::Scale(AutoscaleSettings settings, int window_ms) {
+  AutoscaleState scale;
+  scale.instances = settings.min_instances;
+  StatsSnapshot last = stats.Snapshot();
+  for (;;) {
+    double waiting_us = 0;  // how long the oldest queued request has waited so far
+    {
+      std::unique_lock<std::mutex> lock(mu);
+      if (scaler_cv.wait_for(lock, std::chrono::milliseconds(window_ms), [this] { return stop; })) {
+        return;
+      }
+      scale.instances = static_cast<int>(instances.size());
+      if (auto oldest = queue.OldestArrival()) {
+        waiting_us = std::chrono::duration<double, std::micro>(Clock::now() - *oldest).count();
+      }
+    }
+    const StatsSnapshot now = stats.Snapshot();
+    AutoscaleWindow window;
+    window.requests = now.queue.count - last.queue.count;
+    if (window.requests > 0) {
+      window.mean_queue_delay_us =
+          static_cast<double>(now.queue.ns - last.queue.ns) / 1000.0 / static_cast<double>(window.requests);
+    }
+    // Requests still waiting count too: a stuck queue completes nothing.
+    if (waiting_us > window.mean_queue_delay_us) {
+      window.mean_queue_delay_us = waiting_us;
+      window.requests = std::max<uint64_t>(window.requests, 1);
+    }
+    window.busy_fraction = static_cast<double>(ExecutionNs(now) - ExecutionNs(last)) /
+                           (1e6 * window_ms * std::max(1, scale.instances));
+    last = now;
+    const int step = DecideScaling(settings, window, scale);
+    if (step > 0) {
+      auto created = model->CreateInstance();
+      if (!created.ok()) {
+        spdlog::error("model '{}': could not add an instance: {}", model_name,
+                      created.status().message());
+        continue;
+      }
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        idle.push_back(created->get());
+        instances.push_back(std::move(created).value());
+        scale.instances = static_cast<int>(instances.size());
+      }
+      cv.notify_one();
+      spdlog::info("model '{}': queueing delay {:.0f} us above target; instances {} -> {}",
+                   model_name, window.mean_queue_delay_us, scale.instances - 1, scale.instances);
+    } else if (step < 0) {
+      std::unique_ptr<backend::ModelInstance> retired;
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        if (idle.empty()) continue;  // all busy after all: try again next window
+        backend::ModelInstance* victim = idle.back();
+        idle.pop_back();
+        for (auto it = instances.begin(); it != instances.end(); ++it) {
+          if (it->get() == victim) {
+            retired = std::move(*it);
+            instances.erase(it);
+            break;
+          }
+        }
+        scale.instances = static_cast<int>(instances.size());
+      }
+      retired.reset();
+      spdlog::info("model '{}': instances mostly idle ({:.0f}% busy); instances {} -> {}",
+                   model_name, 100 * window.busy_fraction, scale.instances + 1, scale.instances);
+    }
+  }
+}
+
 Result<std::unique_ptr<DynamicBatcher>> DynamicBatcher::Create(const Options& options) {
   if (options.model == nullptr || options.instance_count < 1) {
     return Status::InvalidArgument("a batcher needs a model and at least 1 instance");
@@ -261,10 +350,19 @@ Result<std::unique_ptr<DynamicBatcher>> DynamicBatcher::Create(const Options& op
     ASSIGN_OR_RETURN(auto instance, options.model->CreateInstance());
     self->state_->instances.push_back(std::move(instance));
   }
-  self->instance_count_ = options.instance_count;
-  for (auto& instance : self->state_->instances) {
-    self->state_->idle.push_back(instance.get());
+  self->state_->model = options.model;
+  for (auto& instance : self->state_->instances) self->state_->idle.push_back(instance.get());
+  AutoscaleSettings scale = options.autoscale;
+  scale.min_instances = options.instance_count;
+  scale.max_instances = std::max(options.instance_count, options.autoscale.max_instances);
+  // One runner thread per instance the version may have; idle ones just wait.
+  for (int i = 0; i < scale.max_instances; ++i) {
     self->workers_.emplace_back([state = self->state_] { state->Work(); });
+  }
+  if (scale.max_instances > scale.min_instances) {
+    self->scaler_ = std::thread([state = self->state_, scale, ms = options.scale_window_ms] {
+      state->Scale(scale, ms);
+    });
   }
   return self;
 }
@@ -300,6 +398,11 @@ void DynamicBatcher::Submit(PendingRequest item) {
 
 StatsSnapshot DynamicBatcher::Stats() const { return state_->stats.Snapshot(); }
 
+int DynamicBatcher::instance_count() const {
+  std::lock_guard<std::mutex> lock(state_->mu);
+  return static_cast<int>(state_->instances.size());
+}
+
 DynamicBatcher::~DynamicBatcher() {
   std::vector<PendingRequest> left;
   {
@@ -308,6 +411,8 @@ DynamicBatcher::~DynamicBatcher() {
     left = state_->queue.TakeAll();
   }
   state_->cv.notify_all();
+  state_->scaler_cv.notify_all();
+  if (scaler_.joinable()) scaler_.join();
   for (auto& item : left) {
     state_->Answer(item, Status::Unavailable("model '" + state_->model_name + "' was unloaded"),
                    Clock::now());

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "slipway/backend/backend.h"
+#include "slipway/scheduler/autoscale_policy.h"
 #include "slipway/scheduler/batch_queue.h"
 #include "slipway/scheduler/model_stats.h"
 
@@ -29,8 +30,12 @@ class DynamicBatcher {
   struct Options {
     backend::Model* model = nullptr;  // creates the instances; not owned
     std::string model_name;           // for messages
-    int instance_count = 1;
+    int instance_count = 1;            // instances at start (the minimum when autoscaling)
     BatchingConfig batching;
+    // Autoscaling runs when autoscale.max_instances > instance_count: every `scale_window_ms`
+    // the policy may add or remove one instance (logged, and visible in instance_count()).
+    AutoscaleSettings autoscale;
+    int scale_window_ms = 250;
   };
   static core::Result<std::unique_ptr<DynamicBatcher>> Create(const Options& options);
   ~DynamicBatcher();
@@ -42,7 +47,7 @@ class DynamicBatcher {
   void Submit(PendingRequest item);
 
   StatsSnapshot Stats() const;
-  int instance_count() const { return instance_count_; }
+  int instance_count() const;
 
   struct State;  // shared with the worker threads
 
@@ -50,7 +55,7 @@ class DynamicBatcher {
   DynamicBatcher() = default;
   std::shared_ptr<State> state_;
   std::vector<std::thread> workers_;
-  int instance_count_ = 0;
+  std::thread scaler_;
 };
 
 // Merges the inputs of `batch` along dimension 0 (exposed for tests). `storage` receives the
