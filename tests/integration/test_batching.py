@@ -167,6 +167,7 @@ def test_config_endpoint_shows_effective_instances_and_batching(tmp_path):
     try:
         c = requests.get(f"{srv.http_url}/v2/models/cfg/config", timeout=lib.REQUEST_TIMEOUT_S).json()
         assert c["instance_group"][0]["count"] == 2
+        assert c["parameters"]["intra_op_thread_count"] == {"string_value": "1"}
         db = c["dynamic_batching"]
         assert db["preferred_batch_size"] == [4]
         assert db["max_queue_delay_microseconds"] == 100
@@ -187,3 +188,30 @@ def test_statistics_for_unknown_model_is_404(server):
     assert r.status_code == 200
     names = {m["name"] for m in r.json()["model_stats"]}
     assert "add_sub" in names and "broken" not in names
+
+
+def test_autoscaling_config_is_visible_and_serves(tmp_path):
+    srv = _serve(tmp_path, "scaled", "max_batch_size: 8\ninstances: {min: 1, max: 2}\n")
+    try:
+        c = requests.get(f"{srv.http_url}/v2/models/scaled/config", timeout=lib.REQUEST_TIMEOUT_S).json()
+        assert c["instance_group"][0]["count"] == 1
+        assert c["parameters"]["max_instance_count"] == {"string_value": "2"}
+        a = np.ones((2, 16), dtype=np.float32)
+        r = requests.post(f"{srv.http_url}/v2/models/scaled/infer", json=_body(a, a),
+                          timeout=lib.REQUEST_TIMEOUT_S)
+        assert r.status_code == 200, r.text
+        _stop(srv)
+    finally:
+        srv.kill()
+
+
+def test_bad_autoscaling_config_is_refused(tmp_path):
+    srv = _serve(tmp_path, "badscale", "instances: {min: 3, max: 2}\n",
+                 extra_args=["--strict-readiness", "false"])
+    try:
+        idx = requests.post(f"{srv.http_url}/v2/repository/index", timeout=lib.REQUEST_TIMEOUT_S).json()
+        (entry,) = [e for e in idx if e["name"] == "badscale"]
+        assert entry["state"] == "UNAVAILABLE" and "min" in entry["reason"], entry
+        _stop(srv)
+    finally:
+        srv.kill()

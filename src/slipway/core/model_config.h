@@ -54,6 +54,7 @@ struct ModelConfig {
   int64_t instance_count = 0;  // 0: chosen by the server's thread budget
   // Above instance_count: instances are added under load up to this many, and removed when idle.
   int64_t max_instance_count = 0;
+  int64_t intra_op_threads = 0;  // runtime threads per instance; set by the server at load
   DynamicBatchingConfig dynamic_batching;
   std::string default_model_filename;
   // Where the config came from ("config.yaml", "config.pbtxt", or "" for none), for messages.

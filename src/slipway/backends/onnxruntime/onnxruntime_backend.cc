@@ -2,6 +2,7 @@
 
 #include <onnxruntime_cxx_api.h>
 
+#include <algorithm>
 #include <cstring>
 #include <mutex>
 #include <utility>
@@ -310,6 +311,7 @@ class OrtBackend : public backend::Backend {
     if (config.default_model_filename.empty()) {
       config.default_model_filename = default_model_filename();
     }
+    config.intra_op_threads = std::max(1, options.intra_op_threads);
     bool file_batchable = true;
     for (const auto* list : {&in, &out}) {
       for (const auto& t : *list) {

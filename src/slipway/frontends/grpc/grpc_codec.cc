@@ -342,6 +342,12 @@ void EncodeModelConfig(const core::ModelConfig& in, inference::ModelConfig* out)
         static_cast<uint64_t>(d.default_timeout_us));
   }
   out->set_default_model_filename(in.default_model_filename);
+  (*out->mutable_parameters())["intra_op_thread_count"].set_string_value(
+      std::to_string(in.intra_op_threads));
+  if (in.max_instance_count > in.instance_count) {
+    (*out->mutable_parameters())["max_instance_count"].set_string_value(
+        std::to_string(in.max_instance_count));
+  }
 }
 
 namespace {

@@ -236,6 +236,22 @@ void ModelConfigRoute(const RouteContext& ctx, const std::string& name, int64_t 
   }
   w.Key("default_model_filename");
   w.String(c.default_model_filename);
+  // The effective thread budget, as Triton's ONNX Runtime backend names its parameters.
+  w.Key("parameters");
+  w.StartObject();
+  w.Key("intra_op_thread_count");
+  w.StartObject();
+  w.Key("string_value");
+  w.String(std::to_string(c.intra_op_threads));
+  w.EndObject();
+  if (c.max_instance_count > c.instance_count) {
+    w.Key("max_instance_count");
+    w.StartObject();
+    w.Key("string_value");
+    w.String(std::to_string(c.max_instance_count));
+    w.EndObject();
+  }
+  w.EndObject();
   w.EndObject();
   Reply(res, 200, w.Take());
 }
