@@ -6,7 +6,10 @@ batching on, so the session server's models stay untouched.
 
 from __future__ import annotations
 
+import json
 import shutil
+import socket
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
@@ -212,6 +215,41 @@ def test_bad_autoscaling_config_is_refused(tmp_path):
         idx = requests.post(f"{srv.http_url}/v2/repository/index", timeout=lib.REQUEST_TIMEOUT_S).json()
         (entry,) = [e for e in idx if e["name"] == "badscale"]
         assert entry["state"] == "UNAVAILABLE" and "min" in entry["reason"], entry
+        _stop(srv)
+    finally:
+        srv.kill()
+
+
+def test_client_that_disconnects_has_its_queued_work_dropped(tmp_path):
+    # A long batching delay keeps the request queued; the client hangs up meanwhile.
+    srv = _serve(tmp_path, "dropq", "max_batch_size: 8\ninstance_count: 1\n"
+                 "dynamic_batching: {max_queue_delay_microseconds: 400000}\n")
+    try:
+        a = np.ones((1, 16), dtype=np.float32)
+        body = json.dumps(_body(a, a)).encode()
+        with socket.create_connection(("127.0.0.1", srv.http_port)) as s:
+            s.sendall(b"POST /v2/models/dropq/infer HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                      b"application/json\r\nContent-Length: " + str(len(body)).encode() +
+                      b"\r\n\r\n" + body)
+        # The server answers the dropped request CANCELLED without running it.
+        deadline = time.monotonic() + 30
+        st = _stats(srv, "dropq")
+        while st["inference_stats"]["fail"]["count"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+            st = _stats(srv, "dropq")
+        assert st["inference_stats"]["fail"]["count"] == 1, st
+        assert st["execution_count"] == 0, st
+        # A client that stays gets its answer, pipelining included.
+        with socket.create_connection(("127.0.0.1", srv.http_port)) as s:
+            req = (b"POST /v2/models/dropq/infer HTTP/1.1\r\nHost: x\r\nContent-Length: " +
+                   str(len(body)).encode() + b"\r\n\r\n" + body)
+            s.sendall(req + req)
+            s.settimeout(30)
+            data = b""
+            while data.count(b"HTTP/1.1 200") < 2:
+                chunk = s.recv(65536)
+                assert chunk, data
+                data += chunk
         _stop(srv)
     finally:
         srv.kill()

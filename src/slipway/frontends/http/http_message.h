@@ -5,6 +5,8 @@
 // case-insensitively. Plain values; no thread safety of their own.
 #pragma once
 
+#include <atomic>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -17,6 +19,8 @@ struct HttpRequest {
   std::string path;    // without the query string
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;    // decompressed
+  // Set by the server once the client has closed the connection while its answer was pending.
+  std::shared_ptr<const std::atomic<bool>> client_gone;
 
   bool has_header(std::string_view name) const;
   // The first value of a header, or "" when absent.

@@ -372,6 +372,9 @@ void InferRoute(const RouteContext& ctx, const std::string& name, int64_t versio
     ReplyError(res, st);
     return reply(std::move(res));
   }
+  if (req.client_gone) {
+    request.cancelled = [gone = req.client_gone] { return gone->load(); };
+  }
   // What the encoder needs of the request once it has been handed over.
   core::InferRequest format;
   format.outputs = request.outputs;

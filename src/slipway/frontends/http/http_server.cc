@@ -11,6 +11,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <condition_variable>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -196,6 +197,9 @@ class Session : public std::enable_shared_from_this<Session> {
     const ContentCoding coding = ChooseResponseCoding(View(raw[bhttp::field::accept_encoding]));
     const unsigned version = raw.version();
     if (!res.body.empty()) return Write(std::move(res), keep_alive, coding, version);
+    auto gone = std::make_shared<std::atomic<bool>>(false);
+    req.client_gone = gone;
+    writing_ = false;
     // The answer may come from another thread (a batcher worker): hop back onto this
     // connection's thread to write it.
     HandleRequest(server_->ctx_, std::move(req_ptr),
@@ -203,9 +207,40 @@ class Session : public std::enable_shared_from_this<Session> {
                     net::dispatch(self->stream_.get_executor(),
                                   [self, answer = std::move(answer), keep_alive, coding,
                                    version]() mutable {
-                                    self->Write(std::move(answer), keep_alive, coding, version);
+                                    self->Deliver(std::move(answer), keep_alive, coding, version);
                                   });
                   });
+    if (!writing_) Watch(std::move(gone));
+  }
+
+  // While an answer is pending, reads the connection: bytes that arrive (a pipelined request)
+  // are kept for later; end of stream or an error means the client has gone, and its queued
+  // work is dropped.
+  void Watch(std::shared_ptr<std::atomic<bool>> gone) {
+    watching_ = true;
+    stream_.expires_never();
+    stream_.async_read_some(buffer_.prepare(4096), [self = shared_from_this(), gone](
+                                                       beast::error_code ec, size_t n) {
+      self->watching_ = false;
+      if (!ec) {
+        self->buffer_.commit(n);
+      } else if (ec != net::error::operation_aborted) {
+        gone->store(true);
+      }
+      if (self->deferred_) {
+        auto write = std::move(self->deferred_);
+        self->deferred_ = nullptr;
+        write();
+      }
+    });
+  }
+
+  // Writes an answer, first stopping the watch read if it is still outstanding.
+  void Deliver(HttpResponse res, bool keep_alive, ContentCoding coding, unsigned version) {
+    if (!watching_) return Write(std::move(res), keep_alive, coding, version);
+    deferred_ = [self = shared_from_this(), res = std::move(res), keep_alive, coding,
+                 version]() mutable { self->Write(std::move(res), keep_alive, coding, version); };
+    stream_.cancel();
   }
 
   void Write(HttpResponse res, bool keep_alive, ContentCoding coding, unsigned version) {
@@ -224,6 +259,8 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     out->keep_alive(keep_alive && !server_->draining_);
     out->prepare_payload();
+    writing_ = true;
+    stream_.expires_after(std::chrono::seconds(server_->options_.request_timeout_seconds));
     bhttp::async_write(stream_, *out,
                        [self = shared_from_this(), out](beast::error_code ec, size_t) {
                          if (!ec && self->linger_) return self->Linger();
@@ -245,6 +282,9 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   bool busy_ = false;
   bool linger_ = false;
+  bool writing_ = false;                 // an answer is being written
+  bool watching_ = false;                // the disconnect watch read is outstanding
+  std::function<void()> deferred_;       // a write waiting for the watch read to end
 };
 
 core::Status HttpServer::Impl::Bind() {
