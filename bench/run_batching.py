@@ -286,6 +286,11 @@ def write_report(args, machine, build, series, top, batch, ceiling, ceiling_rows
           c16, sj["throughput_rps"], fj["throughput_rps"], fastapi_ratio, sj["p99_us"], fj["p99_us"],
           "yes" if fastapi_ratio >= 5 and sj["p99_us"] < fj["p99_us"] else "no"))
     w("")
+    ncpu = machine["logical_cpus"] or 1
+    w("At the best point the load generator used %.0f%% and the server %.0f%% of the machine's "
+      "CPU time." % (100 * top.get("client_cpu_s", 0) / (args.duration * ncpu),
+                     top.get("_server_cpu_pct", 0)))
+    w("")
     w("What limits these: the load generator runs on the same 2 cores as the server, so at high "
       "concurrency part of every core goes to the client; the ceiling runs with no client at all. "
       "Batches form only while both instances are busy (no added queue delay), so the average "

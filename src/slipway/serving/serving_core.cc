@@ -202,7 +202,10 @@ Result<ModelMetadata> ServingCore::GetModelMetadata(const std::string& name,
 Result<core::ModelConfig> ServingCore::GetModelConfig(const std::string& name,
                                                       int64_t version) const {
   ASSIGN_OR_RETURN(auto handle, options_.models->Find(name, version));
-  return handle->config();
+  core::ModelConfig config = handle->config();
+  // The instances running now (autoscaling moves this between its min and max).
+  config.instance_count = handle->batcher->instance_count();
+  return config;
 }
 
 Result<std::vector<ModelStatistics>> ServingCore::GetModelStatistics(const std::string& name,
