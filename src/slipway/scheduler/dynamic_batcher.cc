@@ -377,9 +377,12 @@ void DynamicBatcher::Submit(PendingRequest item) {
       st = Status::Unavailable("model '" + state_->model_name + "' is being unloaded");
     } else {
       st = state_->queue.Enqueue(item, Clock::now());
-      // With an instance idle and a batch due now, the caller runs that one batch itself:
-      // no hand-off to a worker thread when the model is not busy.
-      if (st.ok()) state_->TakeBatch(batch, instance, nullptr);
+      // When the model is not busy at all (every instance idle) and a batch is due now, the
+      // caller runs it itself: no hand-off to a worker thread. Under load the workers take
+      // over, so receiving threads keep reading and requests queue up to be merged.
+      if (st.ok() && state_->idle.size() == state_->instances.size()) {
+        state_->TakeBatch(batch, instance, nullptr);
+      }
     }
   }
   if (!st.ok()) {

@@ -1,14 +1,14 @@
 // DynamicBatcher: a model version's request queue, batcher and instances.
 //
-// Instances are taken by whoever runs a batch: the submitting thread itself when an instance is
-// idle and a batch is due at once (no hand-off), otherwise one of the worker threads (one per
-// instance), which also serve delays and deadlines. The runner asks the BatchQueue for the batch, merges
+// Instances are taken by whoever runs a batch: the submitting thread itself when every instance
+// is idle and a batch is due at once (no hand-off at low load), otherwise one of the worker
+// threads (one per instance), which also serve delays and deadlines. The runner asks the BatchQueue for the batch, merges
 // the requests' inputs along dimension 0 (no copy for a batch of one), runs the instance, splits
 // the outputs back by rows and answers each request. Requests past their deadline are answered
 // DEADLINE_EXCEEDED, requests whose caller has gone are dropped with CANCELLED, a full queue
 // answers UNAVAILABLE at once, and with preserve_ordering answers leave in arrival order.
-// Thread safety: Submit and Stats are safe from any thread. Submit may run one batch (its own
-// request or others') on the calling thread; it never waits for a busy instance.
+// Thread safety: Submit and Stats are safe from any thread. Submit may run one batch on the
+// calling thread when the model is idle; it never waits for a busy instance.
 // The destructor answers still-queued requests UNAVAILABLE and stops the workers; it may run on
 // a worker thread (the last handle to a version can be released inside an answer callback).
 #pragma once
