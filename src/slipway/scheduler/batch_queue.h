@@ -82,11 +82,12 @@ class BatchQueue {
   size_t size() const { return size_; }
   // When the longest-waiting request arrived; nullopt when empty.
   std::optional<TimePoint> OldestArrival() const;
+  // The earliest deadline of a waiting request; nullopt when none has one.
+  std::optional<TimePoint> EarliestDeadline() const;
   const BatchingConfig& config() const { return config_; }
 
  private:
   bool IsPreferred(int64_t rows) const;
-  std::optional<TimePoint> EarliestDeadline() const;
 
   BatchingConfig config_;
   std::vector<std::deque<PendingRequest>> levels_;  // index 0 = priority 1

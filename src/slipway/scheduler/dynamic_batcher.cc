@@ -231,7 +231,10 @@ void DynamicBatcher::State::Work() {
           if (queue.size() > 0 && !idle.empty()) cv.notify_one();  // more for another instance
           break;
         }
-        if (wake_at && !idle.empty()) {
+        // With every instance busy, still wake for the next deadline so a timed-out request
+        // is answered at once rather than when an instance frees up.
+        if (idle.empty()) wake_at = queue.EarliestDeadline();
+        if (wake_at) {
           cv.wait_until(lock, *wake_at);
         } else {
           cv.wait(lock);
