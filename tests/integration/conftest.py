@@ -29,20 +29,11 @@ import slipway_testlib as lib  # noqa: E402  (binary-protocol and process helper
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
     log_dir = tmp_path_factory.mktemp("logs")
-    srv = lib.ServerProcess(lib.MODELS_DIR, log_dir=log_dir, name="session",
-                            extra_args=["--http-max-body-bytes", str(lib.HTTP_MAX_BODY_BYTES)])
-    srv.start()
-    try:
-        srv.wait_live()
-    except Exception:
-        srv.kill()
-        raise
+    srv = lib.start_live(lib.MODELS_DIR, log_dir=log_dir, name="session",
+                         extra_args=["--http-max-body-bytes", str(lib.HTTP_MAX_BODY_BYTES)])
     yield srv
-    rc = srv.terminate(timeout=90)
-    log = srv.log()
     sys.stderr.write(f"\nsession server log: {srv.log_path}\n")
-    assert rc == 0, f"server exited with {rc} after SIGTERM:\n{log[-4000:]}"
-    srv.assert_no_sanitizer_findings()
+    lib.stop_ok(srv)
 
 
 @pytest.fixture(scope="session")

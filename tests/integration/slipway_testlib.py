@@ -392,6 +392,25 @@ class ServerProcess:
         assert not bad, "sanitizer reports in server log:\n" + "\n".join(bad) + "\n\n" + self.log()[-8000:]
 
 
+def start_live(model_repository, **kwargs) -> "ServerProcess":
+    """Starts a server (ServerProcess arguments) and waits until it is live; kills it on failure."""
+    srv = ServerProcess(model_repository, **kwargs)
+    srv.start()
+    try:
+        srv.wait_live()
+    except Exception:
+        srv.kill()
+        raise
+    return srv
+
+
+def stop_ok(srv, timeout=90.0):
+    """SIGTERM; the server must drain and exit 0 with no sanitizer findings in its log."""
+    rc = srv.terminate(timeout=timeout)
+    assert rc == 0, f"exit code {rc} after SIGTERM:\n{srv.log()[-4000:]}"
+    srv.assert_no_sanitizer_findings()
+
+
 def make_repository(tmp_path: Path, models) -> Path:
     """A model repository holding symlinks to some of tests/models."""
     repo = tmp_path / "repo"

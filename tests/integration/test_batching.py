@@ -29,21 +29,11 @@ def _repo(tmp_path, name, config):
 
 
 def _serve(tmp_path, name, config, extra_args=()):
-    srv = lib.ServerProcess(_repo(tmp_path, name, config), extra_args=list(extra_args),
-                            log_dir=tmp_path, name=name)
-    srv.start()
-    try:
-        srv.wait_live()
-    except Exception:
-        srv.kill()
-        raise
-    return srv
+    return lib.start_live(_repo(tmp_path, name, config), extra_args=list(extra_args),
+                          log_dir=tmp_path, name=name)
 
 
-def _stop(srv):
-    rc = srv.terminate(timeout=90)
-    assert rc == 0, f"exit code {rc} after SIGTERM:\n{srv.log()[-4000:]}"
-    srv.assert_no_sanitizer_findings()
+_stop = lib.stop_ok
 
 
 def _body(a, b, params=None):

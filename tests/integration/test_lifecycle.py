@@ -20,21 +20,12 @@ DRAIN_TIMEOUT_S = 30
 
 
 def _start(tmp_path, models, extra_args=(), name="srv", **kw):
-    repo = lib.make_repository(tmp_path, models)
-    srv = lib.ServerProcess(repo, extra_args=extra_args, log_dir=tmp_path, name=name, **kw)
-    srv.start()
-    try:
-        srv.wait_live()
-    except Exception:
-        srv.kill()
-        raise
-    return srv
+    return lib.start_live(lib.make_repository(tmp_path, models), extra_args=extra_args,
+                          log_dir=tmp_path, name=name, **kw)
 
 
 def _stop_ok(srv):
-    rc = srv.terminate(timeout=DRAIN_TIMEOUT_S + 60)
-    assert rc == 0, f"exit code {rc} after SIGTERM:\n{srv.log()[-4000:]}"
-    srv.assert_no_sanitizer_findings()
+    lib.stop_ok(srv, timeout=DRAIN_TIMEOUT_S + 60)
 
 
 # ----------------------------------------------------------------------------- drain
