@@ -181,3 +181,25 @@ def test_binary_output_of_gzip_response(base_url):
     header = json.loads(plain[:ihcl])
     assert header["outputs"][0]["parameters"]["binary_data_size"] == 4 * n
     assert plain[ihcl:] == arr.tobytes()
+
+
+def test_raw_binary_request_without_json_header(api):
+    """Inference-Header-Content-Length: 0: the body is the only input's bytes, as batch 1."""
+    x = np.arange(6, dtype=np.float32)
+    r = api.post("/v2/models/identity_fp32/infer", data=x.tobytes(),
+                 headers={"Inference-Header-Content-Length": "0"})
+    assert r.status_code == 200, r.text
+    header, arrays = lib.parse_binary_response(r)
+    assert header["outputs"][0]["shape"] == [1, 6]
+    assert np.array_equal(arrays["OUTPUT0"].ravel(), x)
+    # Fixed shapes are taken from the model; a model with two inputs cannot be called this way.
+    r = api.post("/v2/models/fixed_shape/infer", data=x.tobytes(),
+                 headers={"Inference-Header-Content-Length": "0"})
+    assert r.status_code == 200, r.text
+    assert np.array_equal(lib.parse_binary_response(r)[1]["OUTPUT0"].ravel(), 2 * x)
+    r = api.post("/v2/models/add_sub/infer", data=x.tobytes(),
+                 headers={"Inference-Header-Content-Length": "0"})
+    assert r.status_code == 400 and "exactly one input" in r.json()["error"], r.text
+    r = api.post("/v2/models/identity_fp32/infer", data=b"\0" * 5,
+                 headers={"Inference-Header-Content-Length": "0"})
+    assert r.status_code == 400 and "whole elements" in r.json()["error"], r.text

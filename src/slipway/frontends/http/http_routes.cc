@@ -349,21 +349,20 @@ void InferRoute(const RouteContext& ctx, const std::string& name, int64_t versio
   request.model_version = version;
   Status st;
   if (header->has_value() && **header == 0) {
-    auto md = ctx.inference->GetModelMetadata(name, version);
     auto config = ctx.inference->GetModelConfig(name, version);
-    if (!md.ok() || !config.ok()) {
-      ReplyError(res, md.ok() ? config.status() : md.status());
+    if (!config.ok()) {
+      ReplyError(res, config.status());
       return reply(std::move(res));
     }
-    if (md->inputs.size() != 1) {
+    if (config->inputs.size() != 1) {
       ReplyError(res, Status::InvalidArgument(
                           "a raw binary request (Inference-Header-Content-Length: 0) needs a "
                           "model with exactly one input; '" + name + "' has " +
-                          std::to_string(md->inputs.size())));
+                          std::to_string(config->inputs.size())));
       return reply(std::move(res));
     }
-    const auto& in = md->inputs[0];
-    st = DecodeRawBinaryRequest(req.body, in.name, in.type, in.shape,
+    const core::TensorConfig& in = config->inputs[0];
+    st = DecodeRawBinaryRequest(req.body, in.name, in.type, core::ExternalShape(*config, in),
                                 config->batch_size_limit() > 0, &request);
   } else {
     st = DecodeInferRequest(req.body, *header, &request);
