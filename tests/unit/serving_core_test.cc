@@ -22,9 +22,17 @@ class ServingCoreTest : public testing::Test {
     repo_ = std::move(repo).value().release();
     registry_ = new backend::BackendRegistry();
     registry_->Register(backends::onnxruntime::CreateOnnxRuntimeBackend({}));
-    manager_ = lifecycle::ModelManager::Create({repo_, registry_, 2, 1}).value().release();
+    lifecycle::ModelManager::Options mm;
+    mm.repository = repo_;
+    mm.backends = registry_;
+    mm.default_instance_count = 2;
+    mm.intra_op_threads = 1;
+    manager_ = lifecycle::ModelManager::Create(mm).value().release();
     manager_->LoadAll();
-    core_ = ServingCore::Create({manager_, true, "test"}).value().release();
+    ServingCore::Options sc;
+    sc.models = manager_;
+    sc.server_version = "test";
+    core_ = ServingCore::Create(sc).value().release();
   }
   static void TearDownTestSuite() {
     delete core_;
@@ -160,9 +168,9 @@ TEST_F(ServingCoreTest, UnloadThenLoadAgain) {
   }
   EXPECT_TRUE(listed);
   for (const auto& e : core_->RepositoryIndex(true)) EXPECT_NE(e.name, "identity_int8");
-  ASSERT_TRUE(core_->LoadModel("identity_int8").ok());
+  ASSERT_TRUE(core_->LoadModel("identity_int8", {}).ok());
   EXPECT_TRUE(core_->ModelReady("identity_int8", 0).value());
-  EXPECT_EQ(core_->LoadModel("no_such_model").code(), core::StatusCode::kNotFound);
+  EXPECT_EQ(core_->LoadModel("no_such_model", {}).code(), core::StatusCode::kNotFound);
   for (const auto& e : core_->RepositoryIndex(false)) EXPECT_NE(e.name, "no_such_model");
 }
 

@@ -1,10 +1,12 @@
 // The `slipway` binary: `slipway serve --model-repository DIR [--http-port N] [--grpc-port N] ...`
 // and `slipway bench --url HOST:PORT --model NAME [--protocol ...] ...` (a KServe v2 load
-// generator; see slipway/app/bench/bench_command.h).
+// generator; see slipway/app/bench/bench_command.h) and `slipway models [--url URL] VERB ...` (a
+// client for a running server's admin API; see slipway/app/models/models_command.h).
 #include <CLI/CLI.hpp>
 
 #include "slipway/app/bench/bench_command.h"
 #include "slipway/app/bench/bench_options.h"
+#include "slipway/app/models/models_command.h"
 #include "slipway/app/server_app.h"
 
 int main(int argc, char** argv) {
@@ -48,6 +50,23 @@ int main(int argc, char** argv) {
                     "Seconds to let in-flight requests finish after SIGTERM")
       ->capture_default_str()
       ->check(CLI::Range(0, 3600));
+  serve->add_option("--model-control-mode", opts.model_control_mode,
+                    "none: load the repository at start only; poll: also rescan it every "
+                    "--repository-poll-secs; explicit: load, unload and upload through the API")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"none", "poll", "explicit"}));
+  serve->add_option("--repository-poll-secs", opts.repository_poll_seconds,
+                    "Seconds between repository scans in poll mode")
+      ->capture_default_str()
+      ->check(CLI::Range(0.1, 86400.0));
+  serve->add_option("--state-db", opts.state_db,
+                    "SQLite file of the deployment record, labels, traffic and rollout state "
+                    "(default: MODEL_REPOSITORY/.slipway/deployments.db; ':memory:' keeps none)");
+  serve->add_option("--version-retire-grace-ms", opts.version_retire_grace_ms,
+                    "How long a retired version still answers requests routed to it a moment "
+                    "before, before it drains")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 600000));
   serve->add_option("--log-level", opts.log_level, "trace, debug, info, warn, error")
       ->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
@@ -56,13 +75,21 @@ int main(int argc, char** argv) {
       "bench",
       "Load-test a KServe v2 server (Slipway or another) and report latency and throughput");
   slipway::app::bench::RegisterBenchFlags(bench, &bench_flags);
+  slipway::app::models::ModelsFlags models_flags;
+  CLI::App* models = app.add_subcommand(
+      "models",
+      "Manage a running server's models: load, unload, labels, traffic split, rollouts, history");
+  slipway::app::models::RegisterModelsFlags(models, &models_flags);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     const int rc = app.exit(e);
-    // bench promises exit code 2 for bad arguments.
-    return rc != 0 && bench->parsed() ? slipway::app::bench::kExitUsage : rc;
+    // bench and models promise exit code 2 for bad arguments.
+    if (rc != 0 && bench->parsed()) return slipway::app::bench::kExitUsage;
+    if (rc != 0 && models->parsed()) return slipway::app::models::kExitUsage;
+    return rc;
   }
   if (bench->parsed()) return slipway::app::bench::RunBenchCommand(bench_flags);
+  if (models->parsed()) return slipway::app::models::RunModelsCommand(models_flags);
   return slipway::app::RunServe(opts);
 }

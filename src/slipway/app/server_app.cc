@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <cstdlib>
 #include <thread>
 
@@ -15,6 +17,8 @@
 #include "slipway/frontends/http/http_server.h"
 #include "slipway/lifecycle/model_manager.h"
 #include "slipway/repository/model_repository.h"
+#include "slipway/routing/deployment_store.h"
+#include "slipway/routing/router.h"
 #include "slipway/serving/serving_core.h"
 
 namespace slipway::app {
@@ -53,7 +57,29 @@ int RunServe(const ServeOptions& options) {
   backend::BackendRegistry registry;
   RegisterBackends(registry, options);
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  // The deployment record: labels, traffic and rollouts survive restarts through it.
+  std::string state_db = options.state_db;
+  if (state_db.empty()) state_db = options.model_repository + "/.slipway/deployments.db";
+  auto store = routing::DeploymentStore::Create({state_db});
+  if (!store.ok()) {
+    spdlog::warn("{}; keeping the deployment record in memory only", store.status().message());
+    store = routing::DeploymentStore::Create({":memory:"});
+    if (!store.ok()) {
+      spdlog::critical("{}", store.status().message());
+      return 2;
+    }
+  }
+  // The router is built after the core it wraps, but the manager asks it for pinned versions
+  // and tells it about events from the start; `router` is set before the first load.
+  routing::Router* router = nullptr;
   lifecycle::ModelManager::Options mm;
+  mm.pinned_versions = [&router](const std::string& model) {
+    return router ? router->PinnedVersions(model) : std::vector<int64_t>{};
+  };
+  mm.on_event = [&router](const lifecycle::ModelEvent& e) {
+    if (router) router->OnModelEvent(e.model, e.kind, e.version, e.reason);
+  };
+  mm.retire_grace = std::chrono::milliseconds(options.version_retire_grace_ms);
   mm.repository = repo->get();
   mm.backends = &registry;
   mm.intra_op_threads = std::max(1, options.intra_op_threads);
@@ -67,19 +93,34 @@ int RunServe(const ServeOptions& options) {
   }
   serving::ServingCore::Options sc;
   sc.models = manager->get();
+  sc.control = options.model_control_mode == "none"   ? serving::ModelControl::kNone
+               : options.model_control_mode == "poll" ? serving::ModelControl::kPoll
+                                                      : serving::ModelControl::kExplicit;
   sc.strict_readiness = options.strict_readiness;
   auto core = serving::ServingCore::Create(sc);
   if (!core.ok()) {
     spdlog::critical("{}", core.status().message());
     return 2;
   }
+  routing::Router::Options ro;
+  ro.inner = core->get();
+  ro.admin = core->get();
+  ro.store = store->get();
+  auto router_owner = routing::Router::Create(ro);
+  if (!router_owner.ok()) {
+    spdlog::critical("{}", router_owner.status().message());
+    return 2;
+  }
+  router = router_owner->get();
+  router->Restore();
   (*manager)->LoadAll();
-
+  router->Start();
   frontends::http::HttpServerOptions http;
   http.host = options.host;
   http.port = options.http_port;
-  http.inference = core->get();
+  http.inference = router;
   http.admin = core->get();
+  http.routing = router;
   http.max_body_bytes = options.http_max_body_bytes;
   http.io_threads = options.http_threads;
   auto http_server = frontends::http::HttpServer::Create(http);
@@ -90,8 +131,9 @@ int RunServe(const ServeOptions& options) {
   frontends::grpc::GrpcServerOptions grpc;
   grpc.host = options.host;
   grpc.port = options.grpc_port;
-  grpc.inference = core->get();
+  grpc.inference = router;
   grpc.admin = core->get();
+  grpc.routing = router;
   auto grpc_server = frontends::grpc::GrpcServer::Create(grpc);
   if (!grpc_server.ok()) {
     spdlog::critical("{}", grpc_server.status().message());
@@ -105,11 +147,34 @@ int RunServe(const ServeOptions& options) {
   spdlog::info("serving '{}': HTTP on {}:{}, gRPC on {}:{}", options.model_repository,
                options.host, (*http_server)->port(), options.host, (*grpc_server)->port());
 
+  // Poll mode: rescan the repository until shutdown.
+  std::mutex poll_mu;
+  std::condition_variable poll_cv;
+  bool poll_stop = false;
+  std::thread poller;
+  if (sc.control == serving::ModelControl::kPoll) {
+    poller = std::thread([&] {
+      const auto period = std::chrono::duration<double>(options.repository_poll_seconds);
+      std::unique_lock<std::mutex> lock(poll_mu);
+      while (!poll_cv.wait_for(lock, period, [&] { return poll_stop; })) {
+        lock.unlock();
+        (*manager)->Poll();
+        lock.lock();
+      }
+    });
+  }
+
   int sig = 0;
   sigwait(&signals, &sig);
   spdlog::info("received {}; draining (timeout {} s)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
                options.drain_timeout_seconds);
   (*core)->StartDraining();
+  {
+    std::lock_guard<std::mutex> lock(poll_mu);
+    poll_stop = true;
+  }
+  poll_cv.notify_all();
+  if (poller.joinable()) poller.join();
   const auto timeout = std::chrono::seconds(options.drain_timeout_seconds);
   std::thread watchdog([timeout] {
     std::this_thread::sleep_for(timeout);

@@ -22,6 +22,11 @@ struct ServeOptions {
   bool strict_readiness = true;
   int drain_timeout_seconds = 30;
   std::string log_level = "info";
+  std::string model_control_mode = "explicit";  // none, poll, explicit
+  double repository_poll_seconds = 15;
+  // The deployment record (SQLite); "" means MODEL_REPOSITORY/.slipway/deployments.db.
+  std::string state_db;
+  int version_retire_grace_ms = 1000;
 };
 
 // Returns the process exit code.

@@ -43,6 +43,58 @@ struct DynamicBatchingConfig {
   bool preserve_ordering = false;      // answer in arrival order
 };
 
+// Warm-up before a version takes traffic: `requests` runs of generated inputs (zeros, variable
+// dims as 1) of `batch_size` rows each. A failing warm-up fails the version's load.
+struct WarmupConfig {
+  bool enabled = true;
+  int64_t requests = 1;
+  int64_t batch_size = 1;
+};
+
+// A step of a rollout plan: the candidate gets `weight_percent` of the traffic until it has
+// served `min_requests` in this step and `min_seconds` have passed, and the guards hold.
+struct RolloutStep {
+  int64_t weight_percent = 0;
+  int64_t min_requests = 0;
+  double min_seconds = 0;
+};
+
+// Bounds the candidate must stay within, judged once it has served `min_requests` in a step.
+struct RolloutGuards {
+  double max_error_rate = 0.01;       // server-side failures / requests
+  double max_p99_ratio = 1.5;         // candidate p99 <= ratio * stable p99 + p99_slack_ms
+  double p99_slack_ms = 5.0;          // absolute slack, so sub-millisecond noise never fails
+  double min_agreement = 0.95;        // share of compared answers that agree with stable
+  int64_t min_comparisons = 20;       // agreement is judged once this many were compared
+  double min_accuracy = 0;            // judged when ground truth is fed back; 0: off
+  int64_t min_requests = 20;
+};
+
+struct RolloutConfig {
+  bool enabled = false;     // a `rollout:` section is present
+  bool auto_start = true;   // a new version starts a rollout on its own once ready
+  std::vector<RolloutStep> steps;
+  RolloutGuards guards;
+  double compare_fraction = 0.2;  // share of the candidate's requests also sent to stable
+};
+
+// Labels and traffic as the config file states them; targets are version numbers or labels.
+struct TrafficConfig {
+  std::vector<std::pair<std::string, int64_t>> split;  // target -> weight
+  std::string shadow_target;
+  double shadow_fraction = 0;
+};
+
+struct RoutingConfig {
+  std::vector<std::pair<std::string, int64_t>> labels;  // label -> version
+  TrafficConfig traffic;
+  RolloutConfig rollout;
+  bool empty() const {
+    return labels.empty() && traffic.split.empty() && traffic.shadow_target.empty() &&
+           !rollout.enabled;
+  }
+};
+
 struct ModelConfig {
   std::string name;
   std::string platform;  // "onnxruntime_onnx"
@@ -57,6 +109,8 @@ struct ModelConfig {
   int64_t intra_op_threads = 0;  // runtime threads per instance; set by the server at load
   DynamicBatchingConfig dynamic_batching;
   std::string default_model_filename;
+  WarmupConfig warmup;
+  RoutingConfig routing;
   // Where the config came from ("config.yaml", "config.pbtxt", or "" for none), for messages.
   std::string source;
 

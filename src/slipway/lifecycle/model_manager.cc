@@ -2,7 +2,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <set>
 
 namespace slipway::lifecycle {
 
@@ -45,14 +47,56 @@ scheduler::BatchingConfig BatchingFor(const core::ModelConfig& config, size_t de
 
 }  // namespace
 
+Status WarmUp(const ModelVersion& version) {
+  const core::ModelConfig& config = version.config();
+  if (!config.warmup.enabled || config.warmup.requests <= 0) return Status::Ok();
+  const bool batching = config.batch_size_limit() > 0;
+  const int64_t rows = std::min<int64_t>(config.warmup.batch_size,
+                                         std::max<int64_t>(1, config.batch_size_limit()));
+  std::vector<core::Tensor> tensors;
+  for (const core::TensorConfig& in : config.inputs) {
+    core::Shape shape;
+    if (batching) shape.push_back(rows);
+    for (int64_t d : in.dims) shape.push_back(d < 0 ? 1 : d);
+    ASSIGN_OR_RETURN(int64_t count, core::ElementCount(shape));
+    const size_t width = in.type == core::DataType::kBytes ? 4 : core::DataTypeByteSize(in.type);
+    tensors.push_back(core::Tensor::Owned(in.name, in.type, shape,
+                                          std::string(static_cast<size_t>(count) * width, '\0')));
+  }
+  std::vector<const core::Tensor*> inputs;
+  for (const auto& t : tensors) inputs.push_back(&t);
+  std::vector<std::string> outputs;
+  for (const auto& o : config.outputs) outputs.push_back(o.name);
+  return version.batcher->WarmUp(inputs, outputs, config.warmup.requests);
+}
+
+ModelManager::ModelManager(Options options) : options_(std::move(options)) {
+  janitor_ = std::thread([this] { JanitorLoop(); });
+}
+
+ModelManager::~ModelManager() {
+  {
+    std::lock_guard<std::mutex> lock(janitor_mu_);
+    stopping_ = true;
+  }
+  janitor_cv_.notify_all();
+  janitor_.join();
+}
+
 Result<std::unique_ptr<ModelManager>> ModelManager::Create(Options options) {
   if (options.repository == nullptr || options.backends == nullptr) {
     return Status::InvalidArgument("ModelManager needs a repository and a backend registry");
   }
-  return std::unique_ptr<ModelManager>(new ModelManager(options));
+  return std::unique_ptr<ModelManager>(new ModelManager(std::move(options)));
+}
+
+void ModelManager::Emit(const std::string& model, const char* kind, int64_t version,
+                        std::string reason) {
+  if (options_.on_event) options_.on_event({model, kind, version, std::move(reason)});
 }
 
 void ModelManager::LoadAll() {
+  options_.repository->RemoveStaleStaging();
   auto names = options_.repository->ListModels();
   if (!names.ok()) {
     spdlog::error("cannot list the model repository: {}", names.status().message());
@@ -61,8 +105,32 @@ void ModelManager::LoadAll() {
   for (const auto& name : *names) (void)Load(name);
 }
 
+void ModelManager::Poll() {
+  auto names = options_.repository->ListModels();
+  if (!names.ok()) {
+    spdlog::error("cannot list the model repository: {}", names.status().message());
+    return;
+  }
+  const std::set<std::string> on_disk(names->begin(), names->end());
+  std::lock_guard<std::mutex> lock(load_mu_);
+  for (const auto& name : on_disk) (void)LoadLocked(name, {});
+  auto table = table_.load();
+  for (const auto& [name, entry] : *table) {
+    if (!entry.unloaded && on_disk.count(name) == 0) {
+      spdlog::info("model '{}' is gone from the repository; unloading it", name);
+      (void)UnloadLocked(name);
+    }
+  }
+}
+
 Result<std::shared_ptr<const ModelVersion>> ModelManager::LoadVersion(
     const repository::ModelSource& source, int64_t version) {
+  return LoadVersionFrom(source, version,
+                         (std::filesystem::path(source.directory) / std::to_string(version)).string());
+}
+
+Result<std::shared_ptr<const ModelVersion>> ModelManager::LoadVersionFrom(
+    const repository::ModelSource& source, int64_t version, const std::string& directory) {
   const core::ModelConfig& config = source.config;
   backend::Backend* backend = nullptr;
   if (!config.backend.empty()) backend = options_.backends->Find(config.backend);
@@ -73,8 +141,7 @@ Result<std::shared_ptr<const ModelVersion>> ModelManager::LoadVersion(
     return Status::Unimplemented("model '" + source.name + "': no backend serves platform '" +
                                  config.platform + "' / backend '" + config.backend + "'");
   }
-  const std::filesystem::path dir =
-      std::filesystem::path(source.directory) / std::to_string(version);
+  const std::filesystem::path dir(directory);
   if (backend == nullptr) {
     for (const auto& b : options_.backends->backends()) {
       std::error_code ec;
@@ -110,72 +177,280 @@ Result<std::shared_ptr<const ModelVersion>> ModelManager::LoadVersion(
   batcher.autoscale.max_instances = static_cast<int>(model->config().max_instance_count);
   ASSIGN_OR_RETURN(mv->batcher, scheduler::DynamicBatcher::Create(batcher));
   mv->model = std::move(model);
+  if (auto st = WarmUp(*mv); !st.ok()) {
+    return Status::Unavailable("model '" + source.name + "' version " + std::to_string(version) +
+                               " failed its warm-up: " + st.message());
+  }
   return std::shared_ptr<const ModelVersion>(std::move(mv));
 }
 
-Status ModelManager::Load(const std::string& name) {
+Status ModelManager::Load(const std::string& name, const LoadOptions& options) {
   std::lock_guard<std::mutex> lock(load_mu_);
-  Entry entry;
-  auto source = options_.repository->Read(name);
+  return LoadLocked(name, options);
+}
+
+Status ModelManager::LoadLocked(const std::string& name, const LoadOptions& options) {
+  std::shared_ptr<const Table> before = table_.load();
+  const auto found = before->find(name);
+  const Entry* current = found == before->end() ? nullptr : &found->second;
+  const std::string override_text =
+      options.config_override.value_or(current ? current->config_override : "");
+  auto source = options_.repository->Read(name, override_text);
   if (!source.ok() && source.status().code() == core::StatusCode::kNotFound &&
-      table_.load()->count(name) == 0) {
+      current == nullptr) {
     return source.status();  // nothing to record for a model that never existed
   }
-  if (!source.ok()) {
-    spdlog::error("model '{}' failed: {}", name, source.status().message());
-    entry.statuses.push_back({0, VersionState::kUnavailable, source.status().message()});
-    Publish(name, std::move(entry));
-    return source.status();
-  }
-  const auto wanted = repository::SelectVersions(source->config.version_policy, source->versions);
-  if (wanted.empty()) {
-    Status st = Status::NotFound("model '" + name + "' has no version folder its version policy "
-                                 "selects in '" + source->directory + "'");
-    spdlog::error("{}", st.message());
-    entry.statuses.push_back({0, VersionState::kUnavailable, st.message()});
-    Publish(name, std::move(entry));
+  const bool was_serving = current != nullptr && !current->unloaded && !current->ready.empty();
+  auto fail_model = [&](const Status& st) {
+    spdlog::error("model '{}' failed: {}", name, st.message());
+    Emit(name, "load_failed", 0, st.message());
+    if (was_serving) return st;  // the versions already serving keep serving
+    Update(name, [&](Entry& e) {
+      e.unloaded = false;
+      e.statuses = {{0, VersionState::kUnavailable, st.message()}};
+    });
     return st;
+  };
+  if (!source.ok()) return fail_model(source.status());
+  std::vector<int64_t> wanted =
+      repository::SelectVersions(source->config.version_policy, source->versions);
+  if (options_.pinned_versions) {
+    for (int64_t v : options_.pinned_versions(name)) {
+      if (std::binary_search(source->versions.begin(), source->versions.end(), v) &&
+          std::find(wanted.begin(), wanted.end(), v) == wanted.end()) {
+        wanted.push_back(v);
+      }
+    }
+    std::sort(wanted.begin(), wanted.end());
   }
-  Status first_error;
+  if (wanted.empty()) {
+    return fail_model(Status::NotFound("model '" + name + "' has no version folder its version "
+                                       "policy selects in '" + source->directory + "'"));
+  }
+  // Publish LOADING for the versions about to load, beside those that keep serving.
+  std::map<int64_t, std::string> fingerprints;
+  std::vector<int64_t> to_load;
   for (int64_t v : wanted) {
+    fingerprints[v] = source->config_text + "|" + repository::VersionFingerprint(*source, v);
+    const bool unchanged = current != nullptr && !current->unloaded &&
+                           current->ready.count(v) != 0 &&
+                           current->ready.at(v).fingerprint == fingerprints[v];
+    if (!unchanged) to_load.push_back(v);
+  }
+  if (!to_load.empty()) {
+    Update(name, [&](Entry& e) {
+      e.unloaded = false;
+      std::vector<VersionStatus> statuses;
+      for (const auto& [v, loaded] : e.ready) statuses.push_back({v, VersionState::kReady, ""});
+      for (int64_t v : to_load) {
+        if (e.ready.count(v) == 0) statuses.push_back({v, VersionState::kLoading, ""});
+      }
+      std::sort(statuses.begin(), statuses.end(),
+                [](const auto& a, const auto& b) { return a.version < b.version; });
+      e.statuses = std::move(statuses);
+    });
+  }
+  std::map<int64_t, Loaded> fresh;
+  std::map<int64_t, std::string> failures;
+  Status first_error;
+  for (int64_t v : to_load) {
     spdlog::info("loading model '{}' version {}", name, v);
-    auto loaded = LoadVersion(*source, v);
+    auto pre = preloaded_.find({name, v});
+    Result<std::shared_ptr<const ModelVersion>> loaded =
+        pre != preloaded_.end() ? Result<std::shared_ptr<const ModelVersion>>(pre->second)
+                                : LoadVersion(*source, v);
+    if (pre != preloaded_.end()) preloaded_.erase(pre);
     if (loaded.ok()) {
       spdlog::info("model '{}' version {} is READY", name, v);
-      entry.statuses.push_back({v, VersionState::kReady, ""});
-      entry.ready[v] = std::move(loaded).value();
+      fresh[v] = {std::move(loaded).value(), fingerprints[v]};
     } else {
       spdlog::error("model '{}' version {} failed to load: {}", name, v,
                     loaded.status().message());
-      entry.statuses.push_back({v, VersionState::kUnavailable, loaded.status().message()});
+      failures[v] = loaded.status().message();
+      Emit(name, "load_failed", v, loaded.status().message());
       if (first_error.ok()) first_error = loaded.status();
     }
   }
-  Publish(name, std::move(entry));
+  std::vector<int64_t> retired;
+  Update(name, [&](Entry& e) {
+    e.unloaded = false;
+    e.config_override = override_text;
+    std::map<int64_t, Loaded> next;
+    for (int64_t v : wanted) {
+      if (fresh.count(v)) {
+        next[v] = fresh[v];
+      } else if (e.ready.count(v) && failures.count(v) == 0) {
+        next[v] = e.ready[v];
+      }
+    }
+    const auto now = std::chrono::steady_clock::now();
+    for (auto& [v, loaded] : e.ready) {
+      const bool replaced = next.count(v) != 0 && next[v].handle != loaded.handle;
+      const bool unwanted = next.count(v) == 0;
+      // A failed wanted version keeps every serving version; a failed reload keeps the old one.
+      if (unwanted && (!failures.empty() || failures.count(v))) {
+        next[v] = loaded;
+        continue;
+      }
+      if (replaced || unwanted) {
+        if (unwanted) {
+          e.retiring[v] = loaded.handle;
+          retired.push_back(v);
+        } else {
+          e.draining.push_back(loaded.handle);
+        }
+        e.retire_at = now + options_.retire_grace;
+      }
+    }
+    e.ready = std::move(next);
+    e.statuses.clear();
+    for (const auto& [v, loaded] : e.ready) {
+      e.statuses.push_back({v, VersionState::kReady, ""});
+      e.retiring.erase(v);
+    }
+    for (const auto& [v, reason] : failures) {
+      if (e.ready.count(v) == 0) e.statuses.push_back({v, VersionState::kUnavailable, reason});
+    }
+    std::sort(e.statuses.begin(), e.statuses.end(),
+              [](const auto& a, const auto& b) { return a.version < b.version; });
+  });
+  for (const auto& [v, loaded] : fresh) {
+    Emit(name, "load", v, current && current->ready.count(v) ? "files or config changed" : "");
+  }
+  for (int64_t v : retired) {
+    spdlog::info("model '{}' version {} retired (no longer wanted)", name, v);
+    Emit(name, "unload", v, "no longer wanted by the version policy, labels or traffic");
+  }
+  if (!retired.empty()) janitor_cv_.notify_all();
   return first_error;
+}
+
+Result<UploadResult> ModelManager::UploadVersion(const std::string& name, int64_t version,
+                                                std::string_view bytes) {
+  std::lock_guard<std::mutex> lock(load_mu_);
+  if (!repository::IsValidModelName(name)) {
+    return Status::InvalidArgument("invalid model name '" + name +
+                                   "' (letters, digits, '_', '-', '.'; not starting with '.')");
+  }
+  if (bytes.empty()) return Status::InvalidArgument("the upload is empty");
+  repository::ModelSource source;
+  auto existing = options_.repository->Read(name);
+  if (existing.ok()) {
+    source = std::move(existing).value();
+  } else if (existing.status().code() == core::StatusCode::kNotFound) {
+    source.name = name;
+    source.config.name = name;
+    source.directory =
+        (std::filesystem::path(options_.repository->root()) / name).string();
+  } else {
+    return existing.status();
+  }
+  if (version == 0) version = source.versions.empty() ? 1 : source.versions.back() + 1;
+  if (std::binary_search(source.versions.begin(), source.versions.end(), version)) {
+    return Status::AlreadyExists("model '" + name + "' already has a version " +
+                                 std::to_string(version) + "; versions are never overwritten");
+  }
+  std::string filename = source.config.default_model_filename;
+  if (filename.empty()) {
+    backend::Backend* backend = nullptr;
+    if (!source.config.backend.empty()) backend = options_.backends->Find(source.config.backend);
+    if (backend == nullptr && !source.config.platform.empty()) {
+      backend = options_.backends->Find(source.config.platform);
+    }
+    if (backend == nullptr && !options_.backends->backends().empty()) {
+      backend = options_.backends->backends().front().get();
+    }
+    if (backend == nullptr) return Status::Internal("no backend is registered");
+    filename = backend->default_model_filename();
+  }
+  ASSIGN_OR_RETURN(std::string staged, options_.repository->StageVersion(name, filename, bytes));
+  // Validate before the version exists: it must load and warm up.
+  auto trial = LoadVersionFrom(source, version, staged);
+  if (!trial.ok()) {
+    options_.repository->DiscardStaged(staged);
+    Emit(name, "upload_refused", version, trial.status().message());
+    return Status::InvalidArgument("upload of model '" + name + "' version " +
+                                   std::to_string(version) +
+                                   " refused: " + trial.status().message());
+  }
+  if (auto st = options_.repository->CommitVersion(name, staged, version); !st.ok()) {
+    options_.repository->DiscardStaged(staged);
+    return st;
+  }
+  Emit(name, "upload", version, std::to_string(bytes.size()) + " bytes written as " + filename);
+  preloaded_[{name, version}] = std::move(trial).value();
+  Status st = LoadLocked(name, {});
+  preloaded_.erase({name, version});
+  UploadResult result{name, version, "UNAVAILABLE"};
+  for (const auto& model : Index()) {
+    if (model.name != name) continue;
+    for (const auto& v : model.versions) {
+      if (v.version == version) result.state = VersionStateName(v.state);
+    }
+  }
+  if (!st.ok() && result.state != "READY") return st;
+  return result;
 }
 
 Status ModelManager::Unload(const std::string& name) {
   std::lock_guard<std::mutex> lock(load_mu_);
+  return UnloadLocked(name);
+}
+
+Status ModelManager::UnloadLocked(const std::string& name) {
   auto current = table_.load();
   auto it = current->find(name);
   if (it == current->end() || it->second.unloaded) {
     return Status::NotFound("model '" + name + "' is not loaded");
   }
-  Entry entry;
-  entry.unloaded = true;
-  for (const auto& st : it->second.statuses) {
-    if (st.version > 0) entry.statuses.push_back({st.version, VersionState::kUnavailable, "unloaded"});
-  }
-  Publish(name, std::move(entry));
+  std::vector<int64_t> versions;
+  Update(name, [&](Entry& e) {
+    e.unloaded = true;
+    e.config_override.clear();
+    std::vector<VersionStatus> statuses;
+    for (const auto& st : e.statuses) {
+      if (st.version > 0) statuses.push_back({st.version, VersionState::kUnavailable, "unloaded"});
+    }
+    for (auto& [v, loaded] : e.ready) {
+      e.draining.push_back(loaded.handle);
+      versions.push_back(v);
+    }
+    e.ready.clear();
+    e.statuses = std::move(statuses);
+  });
+  for (int64_t v : versions) Emit(name, "unload", v, "model unloaded");
   spdlog::info("model '{}' unloaded", name);
   return Status::Ok();
 }
 
-void ModelManager::Publish(const std::string& name, Entry entry) {
+void ModelManager::Update(const std::string& name, const std::function<void(Entry&)>& change) {
+  std::lock_guard<std::mutex> lock(table_mu_);
   auto next = std::make_shared<Table>(*table_.load());
-  (*next)[name] = std::move(entry);
+  change((*next)[name]);
   table_.store(std::move(next));
+}
+
+void ModelManager::JanitorLoop() {
+  std::unique_lock<std::mutex> lock(janitor_mu_);
+  while (!stopping_) {
+    janitor_cv_.wait_for(lock, std::chrono::milliseconds(100));
+    if (stopping_) break;
+    const auto now = std::chrono::steady_clock::now();
+    auto table = table_.load();
+    for (const auto& [name, entry] : *table) {
+      const bool expire = !entry.retiring.empty() && entry.retire_at <= now;
+      bool released = false;
+      for (const auto& weak : entry.draining) released = released || weak.expired();
+      if (!expire && !released) continue;
+      Update(name, [&](Entry& e) {
+        if (!e.retiring.empty() && e.retire_at <= now) {
+          for (auto& [v, handle] : e.retiring) e.draining.push_back(handle);
+          e.retiring.clear();
+        }
+        std::erase_if(e.draining, [](const auto& weak) { return weak.expired(); });
+      });
+    }
+  }
 }
 
 Result<std::shared_ptr<const ModelVersion>> ModelManager::Find(const std::string& name,
@@ -186,13 +461,20 @@ Result<std::shared_ptr<const ModelVersion>> ModelManager::Find(const std::string
   if (it->second.unloaded) return Status::NotFound("model '" + name + "' is unloaded");
   const Entry& entry = it->second;
   if (version == 0) {
-    if (!entry.ready.empty()) return entry.ready.rbegin()->second;
+    if (!entry.ready.empty()) return entry.ready.rbegin()->second.handle;
   } else {
     auto v = entry.ready.find(version);
-    if (v != entry.ready.end()) return v->second;
+    if (v != entry.ready.end()) return v->second.handle;
+    auto r = entry.retiring.find(version);
+    if (r != entry.retiring.end()) return r->second;
   }
   for (const auto& st : entry.statuses) {
     if (version == 0 || st.version == version || st.version == 0) {
+      if (st.state == VersionState::kLoading) {
+        return Status::Unavailable("model '" + name + "'" +
+                                   (st.version ? " version " + std::to_string(st.version) : "") +
+                                   " is still loading");
+      }
       if (!st.reason.empty()) {
         return Status::Unavailable("model '" + name + "'" +
                                    (st.version ? " version " + std::to_string(st.version) : "") +
@@ -210,24 +492,45 @@ std::vector<int64_t> ModelManager::ReadyVersions(const std::string& name) const 
   auto table = table_.load();
   std::vector<int64_t> out;
   auto it = table->find(name);
-  if (it == table->end()) return out;
-  for (const auto& [v, handle] : it->second.ready) out.push_back(v);
+  if (it == table->end() || it->second.unloaded) return out;
+  for (const auto& [v, loaded] : it->second.ready) out.push_back(v);
   return out;
 }
 
 std::vector<ModelStatus> ModelManager::Index() const {
   auto table = table_.load();
   std::vector<ModelStatus> out;
-  for (const auto& [name, entry] : *table) out.push_back({name, entry.statuses});
+  for (const auto& [name, entry] : *table) {
+    ModelStatus status{name, entry.statuses};
+    auto add_unloading = [&](int64_t v) {
+      if (entry.ready.count(v) != 0) return;
+      std::erase_if(status.versions, [v](const auto& s) { return s.version == v; });
+      status.versions.push_back({v, VersionState::kUnloading, "draining in-flight requests"});
+    };
+    for (const auto& [v, handle] : entry.retiring) add_unloading(v);
+    for (const auto& weak : entry.draining) {
+      if (auto h = weak.lock(); h && entry.ready.count(h->version) == 0) add_unloading(h->version);
+    }
+    std::sort(status.versions.begin(), status.versions.end(),
+              [](const auto& a, const auto& b) { return a.version < b.version; });
+    out.push_back(std::move(status));
+  }
   return out;
+}
+
+std::vector<std::string> ModelManager::ModelsOnDisk() const {
+  auto names = options_.repository->ListModels();
+  return names.ok() ? *names : std::vector<std::string>{};
 }
 
 bool ModelManager::AllReady() const {
   auto table = table_.load();
   for (const auto& [name, entry] : *table) {
     if (entry.unloaded) continue;
+    // A reload in progress (new versions LOADING beside READY ones) keeps the server ready.
+    if (entry.ready.empty()) return false;
     for (const auto& st : entry.statuses) {
-      if (st.state != VersionState::kReady) return false;
+      if (st.state == VersionState::kUnavailable) return false;
     }
   }
   return true;

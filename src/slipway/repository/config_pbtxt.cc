@@ -2,6 +2,9 @@
 // serves unchanged. Fields Slipway does not act on are accepted and ignored.
 #include <google/protobuf/io/tokenizer.h>
 #include <google/protobuf/text_format.h>
+#include <google/protobuf/util/json_util.h>
+
+#include <algorithm>
 
 #include "model_config.pb.h"
 #include "slipway/repository/model_repository.h"
@@ -34,22 +37,20 @@ core::TensorConfig FromProto(const std::string& name, inference::DataType type,
   return t;
 }
 
-}  // namespace
-
-Result<core::ModelConfig> ParseConfigPbtxt(const std::string& text, const std::string& model_name) {
-  inference::ModelConfig pb;
-  google::protobuf::TextFormat::Parser parser;
-  CollectErrors errors;
-  parser.RecordErrorsTo(&errors);
-  parser.AllowUnknownField(true);
-  if (!parser.ParseFromString(text, &pb)) {
-    return Status::InvalidArgument("model '" + model_name + "' config.pbtxt: " + errors.first);
-  }
+Result<core::ModelConfig> FromModelConfigProto(const inference::ModelConfig& pb,
+                                               const std::string& model_name,
+                                               const std::string& where) {
   core::ModelConfig c;
   c.name = pb.name().empty() ? model_name : pb.name();
   if (c.name != model_name) {
-    return Status::InvalidArgument("model '" + model_name + "' config.pbtxt names the model '" +
+    return Status::InvalidArgument("model '" + model_name + "' " + where + " names the model '" +
                                    c.name + "' but its folder is '" + model_name + "'");
+  }
+  if (pb.model_warmup_size() > 0) {
+    c.warmup.enabled = true;
+    c.warmup.requests = 0;
+    for (const auto& w : pb.model_warmup()) c.warmup.requests += std::max<int64_t>(1, w.count());
+    c.warmup.batch_size = std::max<int64_t>(1, pb.model_warmup(0).batch_size());
   }
   c.platform = pb.platform();
   c.backend = pb.backend();
@@ -106,6 +107,32 @@ Result<core::ModelConfig> ParseConfigPbtxt(const std::string& text, const std::s
         static_cast<int64_t>(db.default_queue_policy().default_timeout_microseconds());
   }
   return c;
+}
+
+}  // namespace
+
+Result<core::ModelConfig> ParseConfigPbtxt(const std::string& text, const std::string& model_name) {
+  inference::ModelConfig pb;
+  google::protobuf::TextFormat::Parser parser;
+  CollectErrors errors;
+  parser.RecordErrorsTo(&errors);
+  parser.AllowUnknownField(true);
+  if (!parser.ParseFromString(text, &pb)) {
+    return Status::InvalidArgument("model '" + model_name + "' config.pbtxt: " + errors.first);
+  }
+  return FromModelConfigProto(pb, model_name, "config.pbtxt");
+}
+
+Result<core::ModelConfig> ParseConfigJson(const std::string& text, const std::string& model_name) {
+  inference::ModelConfig pb;
+  google::protobuf::util::JsonParseOptions options;
+  options.ignore_unknown_fields = false;
+  const auto st = google::protobuf::util::JsonStringToMessage(text, &pb, options);
+  if (!st.ok()) {
+    return Status::InvalidArgument("model '" + model_name + "' config override: " +
+                                   std::string(st.message()));
+  }
+  return FromModelConfigProto(pb, model_name, "config override");
 }
 
 }  // namespace slipway::repository

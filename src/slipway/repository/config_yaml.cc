@@ -2,6 +2,8 @@
 // not silently fall back to a default.
 #include <yaml-cpp/yaml.h>
 
+#include <cctype>
+#include <charconv>
 #include <set>
 
 #include "slipway/repository/model_repository.h"
@@ -55,6 +57,143 @@ Result<std::vector<core::TensorConfig>> ParseTensors(const YAML::Node& node,
   return out;
 }
 
+bool IsLabelName(const std::string& s) {
+  if (s.empty() || s.size() > 64) return false;
+  bool all_digits = true;
+  for (char ch : s) {
+    const bool ok = std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '-' ||
+                    ch == '.';
+    if (!ok) return false;
+    all_digits = all_digits && std::isdigit(static_cast<unsigned char>(ch));
+  }
+  return !all_digits;
+}
+
+Status ParseWarmup(const YAML::Node& node, const std::string& where, core::WarmupConfig* out) {
+  if (node.IsScalar()) {
+    out->enabled = node.as<bool>();
+    return Status::Ok();
+  }
+  RETURN_IF_ERROR(CheckKeys(node, {"requests", "batch_size"}, where));
+  if (node["requests"]) out->requests = node["requests"].as<int64_t>();
+  if (node["batch_size"]) out->batch_size = node["batch_size"].as<int64_t>();
+  if (out->requests < 0 || out->batch_size < 1) {
+    return Status::InvalidArgument(where + ": requests must be >= 0 and batch_size >= 1");
+  }
+  out->enabled = out->requests > 0;
+  return Status::Ok();
+}
+
+Status ParseTarget(const YAML::Node& node, const std::string& where, std::string* out) {
+  *out = node.as<std::string>();
+  int64_t v = 0;
+  auto [ptr, ec] = std::from_chars(out->data(), out->data() + out->size(), v);
+  const bool number = ec == std::errc() && ptr == out->data() + out->size();
+  if (number ? v < 1 : !IsLabelName(*out)) {
+    return Status::InvalidArgument(where + ": '" + *out +
+                                   "' is neither a version number (>= 1) nor a label name");
+  }
+  return Status::Ok();
+}
+
+Status ParseRollout(const YAML::Node& node, const std::string& where, core::RolloutConfig* out) {
+  out->enabled = true;
+  if (!node.IsNull()) {
+    RETURN_IF_ERROR(CheckKeys(node, {"auto_start", "steps", "guards", "compare_fraction"}, where));
+    if (node["auto_start"]) out->auto_start = node["auto_start"].as<bool>();
+    if (node["compare_fraction"]) out->compare_fraction = node["compare_fraction"].as<double>();
+    if (out->compare_fraction < 0 || out->compare_fraction > 1) {
+      return Status::InvalidArgument(where + ": compare_fraction must be within 0..1");
+    }
+    if (const YAML::Node steps = node["steps"]) {
+      if (!steps.IsSequence() || steps.size() == 0) {
+        return Status::InvalidArgument(where + ": steps must be a non-empty list");
+      }
+      int64_t last = 0;
+      for (size_t i = 0; i < steps.size(); ++i) {
+        const std::string at = where + " steps[" + std::to_string(i) + "]";
+        RETURN_IF_ERROR(CheckKeys(steps[i], {"weight", "requests", "seconds"}, at));
+        if (!steps[i]["weight"]) return Status::InvalidArgument(at + " has no weight");
+        core::RolloutStep step;
+        step.weight_percent = steps[i]["weight"].as<int64_t>();
+        if (steps[i]["requests"]) step.min_requests = steps[i]["requests"].as<int64_t>();
+        if (steps[i]["seconds"]) step.min_seconds = steps[i]["seconds"].as<double>();
+        if (step.weight_percent <= last || step.weight_percent > 100) {
+          return Status::InvalidArgument(at + ": weights must rise within 1..100, got " +
+                                         std::to_string(step.weight_percent) + " after " +
+                                         std::to_string(last));
+        }
+        if (step.min_requests < 0 || step.min_seconds < 0) {
+          return Status::InvalidArgument(at + ": requests and seconds must be >= 0");
+        }
+        last = step.weight_percent;
+        out->steps.push_back(step);
+      }
+    }
+    if (const YAML::Node g = node["guards"]) {
+      RETURN_IF_ERROR(CheckKeys(g,
+                                {"max_error_rate", "max_p99_ratio", "p99_slack_ms",
+                                 "min_agreement", "min_comparisons", "min_accuracy",
+                                 "min_requests"},
+                                where + " guards"));
+      auto& gd = out->guards;
+      if (g["max_error_rate"]) gd.max_error_rate = g["max_error_rate"].as<double>();
+      if (g["max_p99_ratio"]) gd.max_p99_ratio = g["max_p99_ratio"].as<double>();
+      if (g["p99_slack_ms"]) gd.p99_slack_ms = g["p99_slack_ms"].as<double>();
+      if (g["min_agreement"]) gd.min_agreement = g["min_agreement"].as<double>();
+      if (g["min_comparisons"]) gd.min_comparisons = g["min_comparisons"].as<int64_t>();
+      if (g["min_accuracy"]) gd.min_accuracy = g["min_accuracy"].as<double>();
+      if (g["min_requests"]) gd.min_requests = g["min_requests"].as<int64_t>();
+    }
+  }
+  if (out->steps.empty()) out->steps = {{10, 100, 0}, {50, 100, 0}, {100, 100, 0}};
+  return Status::Ok();
+}
+
+Status ParseRouting(const YAML::Node& root, const std::string& where, core::RoutingConfig* out) {
+  if (const YAML::Node labels = root["labels"]) {
+    if (!labels.IsMap()) return Status::InvalidArgument(where + " labels must be a mapping");
+    for (const auto& kv : labels) {
+      const std::string label = kv.first.as<std::string>();
+      if (!IsLabelName(label)) {
+        return Status::InvalidArgument(where + " labels: '" + label +
+                                       "' is not a label name (letters, digits, _ - ., not all "
+                                       "digits)");
+      }
+      const int64_t v = kv.second.as<int64_t>();
+      if (v < 1) return Status::InvalidArgument(where + " labels: " + label + " needs a version >= 1");
+      out->labels.emplace_back(label, v);
+    }
+  }
+  if (const YAML::Node traffic = root["traffic"]) {
+    RETURN_IF_ERROR(CheckKeys(traffic, {"split", "shadow"}, where + " traffic"));
+    if (const YAML::Node split = traffic["split"]) {
+      if (!split.IsMap()) return Status::InvalidArgument(where + " traffic split must be a mapping");
+      int64_t total = 0;
+      for (const auto& kv : split) {
+        std::string target;
+        RETURN_IF_ERROR(ParseTarget(kv.first, where + " traffic split", &target));
+        const int64_t w = kv.second.as<int64_t>();
+        if (w < 0) return Status::InvalidArgument(where + " traffic split: weights must be >= 0");
+        total += w;
+        out->traffic.split.emplace_back(target, w);
+      }
+      if (total <= 0) return Status::InvalidArgument(where + " traffic split: weights sum to 0");
+    }
+    if (const YAML::Node shadow = traffic["shadow"]) {
+      RETURN_IF_ERROR(CheckKeys(shadow, {"target", "fraction"}, where + " traffic shadow"));
+      if (!shadow["target"]) return Status::InvalidArgument(where + " traffic shadow needs a target");
+      RETURN_IF_ERROR(ParseTarget(shadow["target"], where + " traffic shadow", &out->traffic.shadow_target));
+      out->traffic.shadow_fraction = shadow["fraction"] ? shadow["fraction"].as<double>() : 1.0;
+      if (out->traffic.shadow_fraction < 0 || out->traffic.shadow_fraction > 1) {
+        return Status::InvalidArgument(where + " traffic shadow: fraction must be within 0..1");
+      }
+    }
+  }
+  if (root["rollout"]) RETURN_IF_ERROR(ParseRollout(root["rollout"], where + " rollout", &out->rollout));
+  return Status::Ok();
+}
+
 Result<core::ModelConfig> ParseYamlNode(const YAML::Node& root, const std::string& model_name) {
   const std::string where = "model '" + model_name + "' config.yaml";
   if (root.IsNull()) {
@@ -65,7 +204,8 @@ Result<core::ModelConfig> ParseYamlNode(const YAML::Node& root, const std::strin
   RETURN_IF_ERROR(CheckKeys(root,
                             {"name", "backend", "platform", "max_batch_size", "version_policy",
                              "instance_count", "instances", "inputs", "outputs",
-                             "dynamic_batching", "default_model_filename"},
+                             "dynamic_batching", "default_model_filename", "warmup", "labels",
+                             "traffic", "rollout"},
                             where));
   core::ModelConfig c;
   c.name = root["name"] ? root["name"].as<std::string>() : model_name;
@@ -120,6 +260,8 @@ Result<core::ModelConfig> ParseYamlNode(const YAML::Node& root, const std::strin
       c.version_policy.specific = vp["specific"]["versions"].as<std::vector<int64_t>>();
     }
   }
+  if (root["warmup"]) RETURN_IF_ERROR(ParseWarmup(root["warmup"], where + " warmup", &c.warmup));
+  RETURN_IF_ERROR(ParseRouting(root, where, &c.routing));
   if (const YAML::Node db = root["dynamic_batching"]) {
     c.dynamic_batching.enabled = true;
     if (db.IsNull()) return c;  // `dynamic_batching:` alone turns batching on with defaults

@@ -1,6 +1,11 @@
 #include "slipway/repository/model_repository.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cctype>
+#include <cstdlib>
 #include <charconv>
 #include <filesystem>
 #include <fstream>
@@ -50,10 +55,11 @@ Result<std::vector<std::string>> ModelRepository::ListModels() const {
   return names;
 }
 
-Result<ModelSource> ModelRepository::Read(const std::string& name) const {
-  if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..") {
-    return Status::InvalidArgument("invalid model name '" + name + "'");
-  }
+Result<ModelSource> ModelRepository::Read(const std::string& name) const { return Read(name, ""); }
+
+Result<ModelSource> ModelRepository::Read(const std::string& name,
+                                          const std::string& config_override) const {
+  if (!IsValidModelName(name)) return Status::InvalidArgument("invalid model name '" + name + "'");
   const fs::path dir = fs::path(options_.root) / name;
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) {
@@ -63,13 +69,17 @@ Result<ModelSource> ModelRepository::Read(const std::string& name) const {
   ModelSource source;
   source.name = name;
   source.directory = dir.string();
-  if (fs::exists(dir / "config.yaml", ec)) {
-    ASSIGN_OR_RETURN(std::string text, ReadFile(dir / "config.yaml"));
-    ASSIGN_OR_RETURN(source.config, ParseConfigYaml(text, name));
+  if (!config_override.empty()) {
+    ASSIGN_OR_RETURN(source.config, ParseConfigJson(config_override, name));
+    source.config.source = "config override";
+    source.config_text = "override:" + config_override;
+  } else if (fs::exists(dir / "config.yaml", ec)) {
+    ASSIGN_OR_RETURN(source.config_text, ReadFile(dir / "config.yaml"));
+    ASSIGN_OR_RETURN(source.config, ParseConfigYaml(source.config_text, name));
     source.config.source = "config.yaml";
   } else if (fs::exists(dir / "config.pbtxt", ec)) {
-    ASSIGN_OR_RETURN(std::string text, ReadFile(dir / "config.pbtxt"));
-    ASSIGN_OR_RETURN(source.config, ParseConfigPbtxt(text, name));
+    ASSIGN_OR_RETURN(source.config_text, ReadFile(dir / "config.pbtxt"));
+    ASSIGN_OR_RETURN(source.config, ParseConfigPbtxt(source.config_text, name));
     source.config.source = "config.pbtxt";
   } else {
     source.config.name = name;
@@ -82,6 +92,116 @@ Result<ModelSource> ModelRepository::Read(const std::string& name) const {
   }
   std::sort(source.versions.begin(), source.versions.end());
   return source;
+}
+
+bool IsValidModelName(std::string_view name) {
+  if (name.empty() || name.size() > 255 || name[0] == '.') return false;
+  for (char ch : name) {
+    if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '_' && ch != '-' && ch != '.') {
+      return false;
+    }
+  }
+  return true;
+}
+
+namespace {
+
+Status SyncPath(const fs::path& path, bool directory) {
+  const int fd = ::open(path.c_str(), directory ? O_RDONLY | O_DIRECTORY : O_RDONLY);
+  if (fd < 0) return Status::Internal("cannot open '" + path.string() + "' to flush it");
+  const int rc = ::fsync(fd);
+  ::close(fd);
+  if (rc != 0) return Status::Internal("cannot flush '" + path.string() + "'");
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<std::string> ModelRepository::StageVersion(const std::string& name,
+                                                  const std::string& filename,
+                                                  std::string_view bytes) const {
+  if (!IsValidModelName(name)) return Status::InvalidArgument("invalid model name '" + name + "'");
+  if (!IsValidModelName(filename)) {
+    return Status::InvalidArgument("invalid model file name '" + filename + "'");
+  }
+  const fs::path model_dir = fs::path(options_.root) / name;
+  std::error_code ec;
+  fs::create_directories(model_dir, ec);
+  if (ec) return Status::Internal("cannot create '" + model_dir.string() + "': " + ec.message());
+  std::string pattern = (model_dir / ".staging-XXXXXX").string();
+  if (::mkdtemp(pattern.data()) == nullptr) {
+    return Status::Internal("cannot create a staging folder in '" + model_dir.string() + "'");
+  }
+  const fs::path staged(pattern);
+  fs::permissions(staged, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                              fs::perms::others_read | fs::perms::others_exec, ec);
+  {
+    std::ofstream out(staged / filename, std::ios::binary | std::ios::trunc);
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    out.close();
+    if (!out) {
+      DiscardStaged(staged.string());
+      return Status::Internal("cannot write '" + (staged / filename).string() + "'");
+    }
+  }
+  if (auto st = SyncPath(staged / filename, false); !st.ok()) {
+    DiscardStaged(staged.string());
+    return st;
+  }
+  return staged.string();
+}
+
+Status ModelRepository::CommitVersion(const std::string& name, const std::string& staged,
+                                      int64_t version) const {
+  const fs::path model_dir = fs::path(options_.root) / name;
+  const fs::path target = model_dir / std::to_string(version);
+  std::error_code ec;
+  if (fs::exists(target, ec)) {
+    return Status::AlreadyExists("model '" + name + "' already has a version " +
+                                 std::to_string(version));
+  }
+  // rename(2) of a folder is atomic and refuses to replace a non-empty folder.
+  if (::rename(staged.c_str(), target.c_str()) != 0) {
+    return Status::AlreadyExists("cannot move the upload into '" + target.string() + "'");
+  }
+  return SyncPath(model_dir, true);
+}
+
+void ModelRepository::DiscardStaged(const std::string& staged) const {
+  std::error_code ec;
+  fs::remove_all(staged, ec);
+}
+
+void ModelRepository::RemoveStaleStaging() const {
+  std::error_code ec;
+  for (const auto& model : fs::directory_iterator(options_.root, ec)) {
+    if (!model.is_directory()) continue;
+    std::error_code inner;
+    for (const auto& entry : fs::directory_iterator(model.path(), inner)) {
+      if (entry.path().filename().string().rfind(".staging-", 0) == 0) {
+        DiscardStaged(entry.path().string());
+      }
+    }
+  }
+}
+
+std::string VersionFingerprint(const ModelSource& source, int64_t version) {
+  const fs::path dir = fs::path(source.directory) / std::to_string(version);
+  std::vector<std::string> parts;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(dir, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    if (!it->is_regular_file(ec)) continue;
+    const auto size = it->file_size(ec);
+    const auto mtime = it->last_write_time(ec).time_since_epoch().count();
+    parts.push_back(fs::relative(it->path(), dir, ec).string() + ":" + std::to_string(size) + ":" +
+                    std::to_string(mtime));
+  }
+  if (ec) return "";
+  std::sort(parts.begin(), parts.end());
+  std::string out;
+  for (const auto& p : parts) out += p + ";";
+  return out;
 }
 
 std::vector<int64_t> SelectVersions(const core::VersionPolicy& policy,

@@ -402,6 +402,22 @@ void DynamicBatcher::Submit(PendingRequest item) {
   state->Release(instance);
 }
 
+core::Status DynamicBatcher::WarmUp(const std::vector<const core::Tensor*>& inputs,
+                                    const std::vector<std::string>& output_names, int64_t runs) {
+  std::vector<backend::ModelInstance*> instances;
+  {
+    std::lock_guard<std::mutex> lock(state_->mu);
+    for (const auto& instance : state_->instances) instances.push_back(instance.get());
+  }
+  for (backend::ModelInstance* instance : instances) {
+    for (int64_t i = 0; i < runs; ++i) {
+      auto outputs = instance->Execute(inputs, output_names);
+      if (!outputs.ok()) return outputs.status();
+    }
+  }
+  return core::Status::Ok();
+}
+
 StatsSnapshot DynamicBatcher::Stats() const { return state_->stats.Snapshot(); }
 
 int DynamicBatcher::instance_count() const {

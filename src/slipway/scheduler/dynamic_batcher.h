@@ -46,6 +46,11 @@ class DynamicBatcher {
   // tensors, in `item.output_names` order) or an error; possibly before Submit returns.
   void Submit(PendingRequest item);
 
+  // Runs `runs` executions of `inputs` on every instance, outside the statistics. For warm-up
+  // before the version is published: must not overlap with Submit.
+  core::Status WarmUp(const std::vector<const core::Tensor*>& inputs,
+                      const std::vector<std::string>& output_names, int64_t runs);
+
   StatsSnapshot Stats() const;
   int instance_count() const;
 

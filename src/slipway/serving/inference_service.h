@@ -6,7 +6,10 @@
 // caller's thread or another one, exactly once. Other calls block briefly.
 #pragma once
 
+#include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "slipway/core/infer_request.h"
@@ -70,12 +73,27 @@ class InferenceService {
                                                                         int64_t version) const = 0;
 };
 
+struct LoadModelOptions {
+  // Triton's protobuf-JSON ModelConfig replacing the config file ("" clears an earlier one).
+  std::string config_override;
+};
+
 class AdminService {
  public:
   virtual ~AdminService() = default;
+  // Loaded models with their versions' states, then models on disk never loaded (name only).
   virtual std::vector<RepositoryIndexEntry> RepositoryIndex(bool ready_only) const = 0;
-  virtual core::Status LoadModel(const std::string& name) = 0;
+  // The repository extension's load/unload; refused unless model control is explicit.
+  virtual core::Status LoadModel(const std::string& name, const LoadModelOptions& options) = 0;
   virtual core::Status UnloadModel(const std::string& name) = 0;
+  // Brings a loaded model in line with the repository and the pinned versions (labels, traffic)
+  // in any control mode; a no-op for versions that did not change. Blocks while loading.
+  virtual core::Status RefreshModel(const std::string& name) = 0;
+  // Adds a model file as a new version (0: the next number), validated before it is written into
+  // the repository; refused when model control is none. Returns the version's state.
+  virtual core::Result<std::pair<int64_t, std::string>> UploadVersion(const std::string& name,
+                                                                      int64_t version,
+                                                                      std::string_view bytes) = 0;
 };
 
 // Runs Infer and waits for its answer.

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <set>
 
 namespace slipway::serving {
@@ -252,11 +253,58 @@ std::vector<RepositoryIndexEntry> ServingCore::RepositoryIndex(bool ready_only) 
                      lifecycle::VersionStateName(v.state), v.reason});
     }
   }
+  if (!ready_only) {
+    std::set<std::string> known;
+    for (const auto& e : out) known.insert(e.name);
+    for (const auto& name : options_.models->ModelsOnDisk()) {
+      if (known.count(name) == 0) out.push_back({name, "", "", ""});
+    }
+    std::stable_sort(out.begin(), out.end(),
+                     [](const auto& a, const auto& b) { return a.name < b.name; });
+  }
   return out;
 }
 
-Status ServingCore::LoadModel(const std::string& name) { return options_.models->Load(name); }
+namespace {
 
-Status ServingCore::UnloadModel(const std::string& name) { return options_.models->Unload(name); }
+Status CheckExplicit(ModelControl control, const char* action) {
+  if (control == ModelControl::kExplicit) return Status::Ok();
+  return Status::FailedPrecondition(
+      std::string("explicit model ") + action + " is not allowed: the server runs with "
+      "--model-control-mode " + (control == ModelControl::kPoll ? "poll" : "none") +
+      " (use explicit to load and unload through the API)");
+}
+
+}  // namespace
+
+Status ServingCore::LoadModel(const std::string& name, const LoadModelOptions& options) {
+  RETURN_IF_ERROR(CheckExplicit(options_.control, "load"));
+  lifecycle::ModelManager::LoadOptions load;
+  load.config_override = options.config_override;
+  return options_.models->Load(name, load);
+}
+
+Status ServingCore::UnloadModel(const std::string& name) {
+  RETURN_IF_ERROR(CheckExplicit(options_.control, "unload"));
+  return options_.models->Unload(name);
+}
+
+Result<std::pair<int64_t, std::string>> ServingCore::UploadVersion(const std::string& name,
+                                                                    int64_t version,
+                                                                    std::string_view bytes) {
+  if (options_.control == ModelControl::kNone) {
+    return Status::FailedPrecondition(
+        "uploads are not allowed: the server runs with --model-control-mode none");
+  }
+  ASSIGN_OR_RETURN(auto result, options_.models->UploadVersion(name, version, bytes));
+  return std::make_pair(result.version, result.state);
+}
+
+Status ServingCore::RefreshModel(const std::string& name) {
+  if (options_.models->ReadyVersions(name).empty()) {
+    return Status::FailedPrecondition("model '" + name + "' is not loaded");
+  }
+  return options_.models->Load(name);
+}
 
 }  // namespace slipway::serving

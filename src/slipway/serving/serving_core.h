@@ -14,9 +14,14 @@
 
 namespace slipway::serving {
 
+// Who decides what is loaded: the startup scan only (kNone), a periodic rescan (kPoll) or the
+// repository API (kExplicit).
+enum class ModelControl { kNone, kPoll, kExplicit };
+
 class ServingCore : public InferenceService, public AdminService {
  public:
   struct Options {
+    ModelControl control = ModelControl::kExplicit;
     lifecycle::ModelManager* models = nullptr;  // not owned
     // Ready only while every model is ready (Triton's default); otherwise ready once started.
     bool strict_readiness = true;
@@ -37,8 +42,12 @@ class ServingCore : public InferenceService, public AdminService {
                                                                 int64_t version) const override;
 
   std::vector<RepositoryIndexEntry> RepositoryIndex(bool ready_only) const override;
-  core::Status LoadModel(const std::string& name) override;
+  core::Status LoadModel(const std::string& name, const LoadModelOptions& options) override;
   core::Status UnloadModel(const std::string& name) override;
+  core::Status RefreshModel(const std::string& name) override;
+  core::Result<std::pair<int64_t, std::string>> UploadVersion(const std::string& name,
+                                                              int64_t version,
+                                                              std::string_view bytes) override;
 
   // After this, the server reports not ready. Requests keep being served: the frontends stop
   // admitting new ones, and those already admitted must finish.

@@ -1,5 +1,7 @@
 #include "slipway/frontends/grpc/grpc_codec.h"
 
+#include <cctype>
+
 #include <array>
 #include <bit>
 #include <cstring>
@@ -221,9 +223,13 @@ Status DecodeInput(const InputTensor& t, const std::string* raw, core::InferRequ
 }  // namespace
 
 core::Status DecodeModelInferRequest(const inference::ModelInferRequest& in,
-                                     core::InferRequest* out) {
+                                     core::InferRequest* out, const LabelResolver& resolve_label) {
   out->model_name = in.model_name();
-  ASSIGN_OR_RETURN(out->model_version, core::ParseModelVersion(in.model_version()));
+  auto version = core::ParseModelVersion(in.model_version());
+  if (!version.ok() && resolve_label && !std::isdigit(static_cast<unsigned char>(in.model_version()[0]))) {
+    version = resolve_label(in.model_name(), in.model_version());
+  }
+  ASSIGN_OR_RETURN(out->model_version, std::move(version));
   out->id = in.id();
 
   out->parameters.clear();

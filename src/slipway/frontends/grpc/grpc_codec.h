@@ -8,6 +8,9 @@
 // Thread safety: pure functions over their arguments. Nothing here blocks.
 #pragma once
 
+#include <functional>
+#include <string>
+
 #include <grpcpp/support/status.h>
 
 #include "grpc_service.pb.h"
@@ -22,8 +25,12 @@ namespace slipway::frontends::grpc {
 // Fills `out` from `in`. INVALID_ARGUMENT for malformed input (unknown datatype, negative dims,
 // raw/typed contents mixed or miscounted, typed contents that do not fit the datatype, ...);
 // UNIMPLEMENTED for features we do not offer (classification outputs, shared memory).
+// `resolve_label(model, label)` turns a non-numeric model_version into a version number.
+using LabelResolver =
+    std::function<core::Result<int64_t>(const std::string& model, const std::string& label)>;
 core::Status DecodeModelInferRequest(const inference::ModelInferRequest& in,
-                                     core::InferRequest* out);
+                                     core::InferRequest* out,
+                                     const LabelResolver& resolve_label = {});
 
 // Fills `out` from `in`; every output's bytes go to raw_output_contents (one entry per output,
 // in order), never to typed contents.

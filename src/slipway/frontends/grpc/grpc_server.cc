@@ -1,5 +1,7 @@
 #include "slipway/frontends/grpc/grpc_server.h"
 
+#include <cctype>
+
 #include <grpc/grpc.h>
 #include <grpcpp/resource_quota.h>
 #include <grpcpp/security/server_credentials.h>
@@ -32,9 +34,9 @@ void FillTensorMetadata(const serving::TensorMetadata& in,
 // decoded tensors may borrow its bytes.
 core::Status RunInference(serving::InferenceService& service,
                           const inference::ModelInferRequest& request,
-                          inference::ModelInferResponse* response) {
+                          inference::ModelInferResponse* response, const LabelResolver& resolve) {
   core::InferRequest decoded;
-  RETURN_IF_ERROR(DecodeModelInferRequest(request, &decoded));
+  RETURN_IF_ERROR(DecodeModelInferRequest(request, &decoded, resolve));
   ASSIGN_OR_RETURN(core::InferResponse result,
                    serving::InferAndWait(service, std::move(decoded)));
   EncodeModelInferResponse(result, response);
@@ -54,8 +56,24 @@ class GrpcServer::InferenceHandler final
     : public inference::GRPCInferenceService::WithCallbackMethod_ModelInfer<
           inference::GRPCInferenceService::Service> {
  public:
-  InferenceHandler(serving::InferenceService* inference, serving::AdminService* admin)
-      : inference_(inference), admin_(admin) {}
+  InferenceHandler(serving::InferenceService* inference, serving::AdminService* admin,
+                   serving::RoutingAdmin* routing)
+      : inference_(inference), admin_(admin), routing_(routing) {
+    if (routing_ != nullptr) {
+      resolve_ = [this](const std::string& model, const std::string& label) {
+        return routing_->ResolveLabel(model, label);
+      };
+    }
+  }
+
+  // A version number, or a label naming one.
+  core::Result<int64_t> Version(const std::string& model, const std::string& text) const {
+    auto version = core::ParseModelVersion(text);
+    if (!version.ok() && resolve_ && !std::isdigit(static_cast<unsigned char>(text[0]))) {
+      return resolve_(model, text);
+    }
+    return version;
+  }
 
   ::grpc::Status ServerLive(ServerContext*, const inference::ServerLiveRequest*,
                             inference::ServerLiveResponse* response) override {
@@ -71,7 +89,7 @@ class GrpcServer::InferenceHandler final
 
   ::grpc::Status ModelReady(ServerContext*, const inference::ModelReadyRequest* request,
                             inference::ModelReadyResponse* response) override {
-    auto version = core::ParseModelVersion(request->version());
+    auto version = Version(request->name(), request->version());
     if (!version.ok()) return ToGrpcStatus(version.status());
     auto ready = inference_->ModelReady(request->name(), version.value());
     if (ready.ok()) {
@@ -98,7 +116,7 @@ class GrpcServer::InferenceHandler final
 
   ::grpc::Status ModelMetadata(ServerContext*, const inference::ModelMetadataRequest* request,
                                inference::ModelMetadataResponse* response) override {
-    auto version = core::ParseModelVersion(request->version());
+    auto version = Version(request->name(), request->version());
     if (!version.ok()) return ToGrpcStatus(version.status());
     auto metadata = inference_->GetModelMetadata(request->name(), version.value());
     if (!metadata.ok()) return ToGrpcStatus(metadata.status());
@@ -112,7 +130,7 @@ class GrpcServer::InferenceHandler final
 
   ::grpc::Status ModelConfig(ServerContext*, const inference::ModelConfigRequest* request,
                              inference::ModelConfigResponse* response) override {
-    auto version = core::ParseModelVersion(request->version());
+    auto version = Version(request->name(), request->version());
     if (!version.ok()) return ToGrpcStatus(version.status());
     auto config = inference_->GetModelConfig(request->name(), version.value());
     if (!config.ok()) return ToGrpcStatus(config.status());
@@ -128,7 +146,13 @@ class GrpcServer::InferenceHandler final
                                          inference::ModelInferResponse* response) override {
     ::grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
     core::InferRequest decoded;
-    const core::Status status = DecodeModelInferRequest(*request, &decoded);
+    core::Status status = DecodeModelInferRequest(*request, &decoded, resolve_);
+    if (status.ok() && decoded.parameters.count("routing_key") == 0) {
+      auto key = context->client_metadata().find("slipway-routing-key");
+      if (key != context->client_metadata().end()) {
+        decoded.parameters["routing_key"] = std::string(key->second.data(), key->second.size());
+      }
+    }
     if (!status.ok()) {
       reactor->Finish(ToGrpcStatus(status));
       return reactor;
@@ -152,7 +176,7 @@ class GrpcServer::InferenceHandler final
     while (stream->Read(&request)) {
       inference::ModelStreamInferResponse response;
       const core::Status status =
-          RunInference(*inference_, request, response.mutable_infer_response());
+          RunInference(*inference_, request, response.mutable_infer_response(), resolve_);
       if (!status.ok()) {
         // A failed request does not end the stream: answer it with the error and go on.
         response.Clear();
@@ -173,7 +197,7 @@ class GrpcServer::InferenceHandler final
 
   ::grpc::Status ModelStatistics(ServerContext*, const inference::ModelStatisticsRequest* request,
                                  inference::ModelStatisticsResponse* response) override {
-    auto version = core::ParseModelVersion(request->version());
+    auto version = Version(request->name(), request->version());
     if (!version.ok()) return ToGrpcStatus(version.status());
     auto stats = inference_->GetModelStatistics(request->name(), version.value());
     if (!stats.ok()) return ToGrpcStatus(stats.status());
@@ -197,9 +221,46 @@ class GrpcServer::InferenceHandler final
     return ::grpc::Status::OK;
   }
 
+  ::grpc::Status RepositoryModelLoad(ServerContext*,
+                                     const inference::RepositoryModelLoadRequest* request,
+                                     inference::RepositoryModelLoadResponse*) override {
+    if (admin_ == nullptr) {
+      return ::grpc::Status(::grpc::StatusCode::UNIMPLEMENTED,
+                            "the repository API is not enabled on this server");
+    }
+    serving::LoadModelOptions options;
+    for (const auto& [key, value] : request->parameters()) {
+      if (key == "config") {
+        if (value.parameter_choice_case() != inference::ModelRepositoryParameter::kStringParam) {
+          return ::grpc::Status(::grpc::StatusCode::INVALID_ARGUMENT,
+                                "parameter 'config' must be a string_param holding a model "
+                                "config in JSON");
+        }
+        options.config_override = value.string_param();
+      } else if (key.rfind("file:", 0) == 0) {
+        return ::grpc::Status(::grpc::StatusCode::UNIMPLEMENTED,
+                              "load parameter '" + key + "': upload model files with PUT "
+                              "/v2/repository/models/<model>/versions/<version>");
+      }
+    }
+    return ToGrpcStatus(admin_->LoadModel(request->model_name(), options));
+  }
+
+  ::grpc::Status RepositoryModelUnload(ServerContext*,
+                                       const inference::RepositoryModelUnloadRequest* request,
+                                       inference::RepositoryModelUnloadResponse*) override {
+    if (admin_ == nullptr) {
+      return ::grpc::Status(::grpc::StatusCode::UNIMPLEMENTED,
+                            "the repository API is not enabled on this server");
+    }
+    return ToGrpcStatus(admin_->UnloadModel(request->model_name()));
+  }
+
  private:
   serving::InferenceService* inference_;  // not owned
   serving::AdminService* admin_;          // not owned, may be null
+  serving::RoutingAdmin* routing_;        // not owned, may be null
+  LabelResolver resolve_;
 };
 
 // ---- grpc.health.v1.Health -----------------------------------------------------------------
@@ -249,7 +310,7 @@ core::Result<std::unique_ptr<GrpcServer>> GrpcServer::Create(GrpcServerOptions o
   }
 
   std::unique_ptr<GrpcServer> server(new GrpcServer());
-  server->inference_handler_ = std::make_unique<InferenceHandler>(options.inference, options.admin);
+  server->inference_handler_ = std::make_unique<InferenceHandler>(options.inference, options.admin, options.routing);
   server->health_handler_ = std::make_unique<HealthHandler>(options.inference);
 
   const std::string address = ListenAddress(options.host, options.port);

@@ -23,6 +23,7 @@
 
 #include "slipway/core/status.h"
 #include "slipway/serving/inference_service.h"
+#include "slipway/serving/routing_admin.h"
 
 namespace slipway::frontends::grpc {
 
@@ -33,6 +34,7 @@ struct GrpcServerOptions {
   int port = 8001;
   serving::InferenceService* inference = nullptr;  // required, not owned
   serving::AdminService* admin = nullptr;          // optional (RepositoryIndex), not owned
+  serving::RoutingAdmin* routing = nullptr;        // optional (version labels), not owned
   // Largest message received or sent; -1 means unlimited. PROTOCOLS.md §3: INT32_MAX.
   int max_message_bytes = INT32_MAX;
   // Bound on the synchronous server's threads, i.e. on concurrent calls and open streams.

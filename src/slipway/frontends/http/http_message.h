@@ -17,6 +17,7 @@ namespace slipway::frontends::http {
 struct HttpRequest {
   std::string method;  // "GET", "POST", ...
   std::string path;    // without the query string
+  std::string query;   // after '?', undecoded
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;    // decompressed
   // Set by the server once the client has closed the connection while its answer was pending.

@@ -1,6 +1,6 @@
 #include "slipway/frontends/http/http_routes.h"
 
-
+#include <cctype>
 #include <charconv>
 #include <string_view>
 #include <vector>
@@ -33,6 +33,8 @@ namespace {
 
 constexpr const char* kJson = "application/json";
 
+}  // namespace
+
 void Reply(HttpResponse& res, int status, std::string body) {
   res.status = status;
   res.body = std::move(body);
@@ -42,6 +44,8 @@ void Reply(HttpResponse& res, int status, std::string body) {
 void ReplyError(HttpResponse& res, const Status& st) {
   Reply(res, HttpStatusFor(st.code()), ErrorJson(st.message()));
 }
+
+namespace {
 
 std::vector<std::string_view> SplitPath(std::string_view path) {
   std::vector<std::string_view> parts;
@@ -371,6 +375,9 @@ void InferRoute(const RouteContext& ctx, const std::string& name, int64_t versio
     ReplyError(res, st);
     return reply(std::move(res));
   }
+  if (request.parameters.count("routing_key") == 0 && req.has_header("slipway-routing-key")) {
+    request.parameters["routing_key"] = req.header("slipway-routing-key");
+  }
   if (req.client_gone) {
     request.cancelled = [gone = req.client_gone] { return gone->load(); };
   }
@@ -415,8 +422,10 @@ void RepositoryIndexRoute(const RouteContext& ctx, const HttpRequest& req,
       w.Key("version");
       w.String(e.version);
     }
-    w.Key("state");
-    w.String(e.state);
+    if (!e.state.empty()) {
+      w.Key("state");
+      w.String(e.state);
+    }
     if (!e.reason.empty()) {
       w.Key("reason");
       w.String(e.reason);
@@ -428,8 +437,15 @@ void RepositoryIndexRoute(const RouteContext& ctx, const HttpRequest& req,
 }
 
 void RepositoryModelRoute(const RouteContext& ctx, const std::string& name, std::string_view action,
-                          HttpResponse& res) {
-  const Status st = action == "load" ? ctx.admin->LoadModel(name) : ctx.admin->UnloadModel(name);
+                          const HttpRequest& req, HttpResponse& res) {
+  Status st;
+  if (action == "load") {
+    auto options = DecodeLoadRequest(req.body);
+    if (!options.ok()) return ReplyError(res, options.status());
+    st = ctx.admin->LoadModel(name, *options);
+  } else {
+    st = ctx.admin->UnloadModel(name);
+  }
   if (!st.ok()) return ReplyError(res, st);
   core::JsonWriter w;
   w.StartObject();
@@ -462,6 +478,10 @@ bool ModelRoutes(const RouteContext& ctx, const std::vector<std::string_view>& p
       return false;
     }
     auto v = core::ParseModelVersion(parts[i + 1]);
+    if (!v.ok() && ctx.routing != nullptr && !parts[i + 1].empty() &&
+        !std::isdigit(static_cast<unsigned char>(parts[i + 1][0]))) {
+      v = ctx.routing->ResolveLabel(name, std::string(parts[i + 1]));  // a label names a version
+    }
     if (!v.ok()) {
       ReplyError(res, v.status());
       return false;
@@ -524,13 +544,15 @@ bool Route(const RouteContext& ctx, const std::shared_ptr<const HttpRequest>& re
     get ? HealthRoute(ctx, parts[2], res) : MethodNotAllowed(res);
   } else if (parts[1] == "models" && parts.size() == 3 && parts[2] == "stats") {
     get ? ModelStatsRoute(ctx, "", 0, res) : MethodNotAllowed(res);
+  } else if (AdminRoutes(ctx, parts, req.query, req, res)) {
+    return false;
   } else if (parts[1] == "models" && parts.size() >= 3) {
     return ModelRoutes(ctx, parts, req_ptr, reply, res);
   } else if (parts[1] == "repository" && parts.size() == 3 && parts[2] == "index") {
     post ? RepositoryIndexRoute(ctx, req, res) : MethodNotAllowed(res);
   } else if (parts[1] == "repository" && parts.size() == 5 && parts[2] == "models" &&
              (parts[4] == "load" || parts[4] == "unload")) {
-    post ? RepositoryModelRoute(ctx, std::string(parts[3]), parts[4], res) : MethodNotAllowed(res);
+    post ? RepositoryModelRoute(ctx, std::string(parts[3]), parts[4], req, res) : MethodNotAllowed(res);
   } else {
     NotFound(res);
   }

@@ -5,17 +5,32 @@
 
 #include <functional>
 #include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
 
 #include "slipway/frontends/http/http_message.h"
 
 #include "slipway/serving/inference_service.h"
+#include "slipway/serving/routing_admin.h"
 
 namespace slipway::frontends::http {
 
 struct RouteContext {
   serving::InferenceService* inference = nullptr;
   serving::AdminService* admin = nullptr;
+  serving::RoutingAdmin* routing = nullptr;  // labels, traffic, rollouts; may be null
 };
+
+// Shared by the route files.
+void Reply(HttpResponse& res, int status, std::string body);
+void ReplyError(HttpResponse& res, const core::Status& st);
+
+// Admin resources (admin_routes.cc): /v2/models/{m}/{routing,labels,traffic,rollout,promote,
+// rollback,history} and uploads at /v2/repository/models/{m}/versions[/{v}]. Returns false when
+// the path is not one of them.
+bool AdminRoutes(const RouteContext& ctx, const std::vector<std::string_view>& parts,
+                 const std::string& query, const HttpRequest& req, HttpResponse& res);
 
 using HttpReply = std::function<void(HttpResponse)>;
 

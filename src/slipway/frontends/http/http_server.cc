@@ -38,7 +38,7 @@ class HttpServer::Impl {
  public:
   explicit Impl(HttpServerOptions options)
       : options_(std::move(options)),
-        ctx_{options_.inference, options_.admin},
+        ctx_{options_.inference, options_.admin, options_.routing},
         contexts_(MakeContexts(options_.io_threads)),
         acceptor_(*contexts_[0]) {}
 
@@ -174,6 +174,9 @@ class Session : public std::enable_shared_from_this<Session> {
     req.method = std::string(raw.method_string());
     const std::string_view target = View(raw.target());
     req.path = std::string(target.substr(0, target.find('?')));
+    if (target.find('?') != std::string_view::npos) {
+      req.query = std::string(target.substr(target.find('?') + 1));
+    }
     for (const auto& field : raw) {
       req.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
     }

@@ -504,6 +504,37 @@ core::Result<bool> DecodeIndexRequest(std::string_view body) {
   return value;
 }
 
+core::Result<serving::LoadModelOptions> DecodeLoadRequest(std::string_view body) {
+  serving::LoadModelOptions options;
+  if (body.find_first_not_of(" \t\r\n") == std::string_view::npos) return options;
+  thread_local dom::parser parser;
+  dom::element doc;
+  const simdjson::padded_string json(body);
+  dom::object root;
+  if (parser.parse(json).get(doc) != simdjson::SUCCESS ||
+      doc.get_object().get(root) != simdjson::SUCCESS) {
+    return Bad("the load request body must be a JSON object");
+  }
+  dom::element params;
+  if (root["parameters"].get(params) != simdjson::SUCCESS) return options;
+  dom::object map;
+  if (params.get_object().get(map) != simdjson::SUCCESS) return Bad("'parameters' must be an object");
+  for (auto [key, value] : map) {
+    if (key == "config") {
+      std::string_view text;
+      if (value.get_string().get(text) != simdjson::SUCCESS) {
+        return Bad("parameter 'config' must be a string holding a model config in JSON");
+      }
+      options.config_override = std::string(text);
+    } else if (key.substr(0, 5) == "file:") {
+      return core::Status::Unimplemented(
+          "load parameter '" + std::string(key) +
+          "': upload model files with PUT /v2/repository/models/<model>/versions/<version>");
+    }
+  }
+  return options;
+}
+
 std::string ErrorJson(std::string_view message) {
   core::JsonWriter w;
   w.StartObject();

@@ -14,6 +14,7 @@
 
 #include "slipway/core/infer_request.h"
 #include "slipway/core/status.h"
+#include "slipway/serving/inference_service.h"
 
 namespace slipway::frontends::http {
 
@@ -42,6 +43,9 @@ EncodedResponse EncodeInferResponse(const core::InferResponse& response,
 
 // Parses a repository index request body ("" or {"ready": bool}); returns `ready`.
 core::Result<bool> DecodeIndexRequest(std::string_view body);
+// The repository extension's load body: empty, or {"parameters": {"config": "<ModelConfig JSON>"}}.
+// `file:` parameters are refused (upload a version with PUT .../versions/<v> instead).
+core::Result<serving::LoadModelOptions> DecodeLoadRequest(std::string_view body);
 
 // {"error": "<message>"}
 std::string ErrorJson(std::string_view message);
