@@ -30,7 +30,8 @@ import slipway_testlib as lib  # noqa: E402  (binary-protocol and process helper
 def server(tmp_path_factory):
     log_dir = tmp_path_factory.mktemp("logs")
     srv = lib.start_live(lib.MODELS_DIR, log_dir=log_dir, name="session",
-                         extra_args=["--http-max-body-bytes", str(lib.HTTP_MAX_BODY_BYTES)])
+                         extra_args=["--http-max-body-bytes", str(lib.HTTP_MAX_BODY_BYTES),
+                                     "--state-db", str(log_dir / "session-deployments.db")])
     yield srv
     sys.stderr.write(f"\nsession server log: {srv.log_path}\n")
     lib.stop_ok(srv)

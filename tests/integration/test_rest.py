@@ -387,7 +387,8 @@ def test_repository_index(api):
     for e in idx:
         assert isinstance(e["name"], str) and e["state"] in ("READY", "UNAVAILABLE", "LOADING", "UNLOADING", "UNKNOWN")
         by.setdefault(e["name"], []).append(e)
-    expected_names = {p.name for p in lib.MODELS_DIR.iterdir() if p.is_dir()}
+    expected_names = {p.name for p in lib.MODELS_DIR.iterdir()
+                      if p.is_dir() and not p.name.startswith(".")}
     assert set(by) == expected_names
     assert by["breast_cancer"] == [{"name": "breast_cancer", "version": "1", "state": "READY"}]
     assert sorted((e["version"], e["state"]) for e in by["multi_input"]) == [("1", "READY"), ("2", "READY")]

@@ -144,6 +144,16 @@ Status ParseRollout(const YAML::Node& node, const std::string& where, core::Roll
       if (g["min_comparisons"]) gd.min_comparisons = g["min_comparisons"].as<int64_t>();
       if (g["min_accuracy"]) gd.min_accuracy = g["min_accuracy"].as<double>();
       if (g["min_requests"]) gd.min_requests = g["min_requests"].as<int64_t>();
+      const bool in_range = gd.max_error_rate >= 0 && gd.max_error_rate <= 1 &&
+                            gd.max_p99_ratio > 0 && gd.p99_slack_ms >= 0 &&
+                            gd.min_agreement >= 0 && gd.min_agreement <= 1 &&
+                            gd.min_accuracy >= 0 && gd.min_accuracy <= 1 &&
+                            gd.min_comparisons >= 0 && gd.min_requests >= 0;
+      if (!in_range) {
+        return Status::InvalidArgument(
+            where + " guards: rates and agreement must be within 0..1, max_p99_ratio > 0, "
+                    "slack and counts >= 0");
+      }
     }
   }
   if (out->steps.empty()) out->steps = {{10, 100, 0}, {50, 100, 0}, {100, 100, 0}};
