@@ -385,12 +385,26 @@ def train_breast_cancer():
     return model, acc, X
 
 
+# A rollout plan, so that a new version uploaded to the example goes through canary steps.
+BREAST_CANCER_CONFIG = """# A new version (upload it with `slipway models upload breast_cancer FILE`) is rolled out in
+# canary steps and promoted, or rolled back when a guard is breached. See docs/lifecycle.md.
+rollout:
+  steps:
+    - {weight: 10, requests: 100}
+    - {weight: 50, requests: 200}
+    - {weight: 100, requests: 200}
+  compare_fraction: 0.2
+  guards: {max_error_rate: 0.01, max_p99_ratio: 1.5, p99_slack_ms: 5, min_agreement: 0.95}
+"""
+
+
 def make_breast_cancer(root):
     model, acc, X = train_breast_cancer()
     print("breast_cancer: held-out accuracy = %.4f (%d test rows)"
           % (acc, _BC_CACHE["n_test"]))
     assert acc > 0.9, acc
     mdir = fresh_model_dir(root, "breast_cancer")
+    write_text(os.path.join(mdir, "config.yaml"), BREAST_CANCER_CONFIG)
     vdir = version_dir(mdir, 1)
     path = os.path.join(vdir, "model.onnx")
     sample = torch.from_numpy(X[:2].copy())
