@@ -99,7 +99,8 @@ struct Comparison {
       shadow_ms = ms;
       if (result.ok()) shadow = result->outputs;
     }
-    if (have_primary && have_shadow && !failed) {
+    // Without a split or label the primary may have been the shadow's version itself.
+    if (have_primary && have_shadow && !failed && primary_version != shadow_version) {
       meter->RecordComparison(primary_version, shadow_version, OutputsAgree(primary, shadow),
                               primary_ms, shadow_ms);
     }
@@ -268,6 +269,8 @@ void Router::ApplyConfig(const std::string& model) {
   if (!config.ok()) return;
   const core::RoutingConfig& routing = config->routing;
   auto current = Find(model);
+  // Models without routing stay off the routed path entirely.
+  if (current == nullptr && routing.empty()) return;
   RouteState state = current ? *current : RouteState{};
   const std::string digest = Digest(routing);
   bool changed = false;
@@ -343,7 +346,7 @@ void Router::Infer(core::InferRequest request, core::InferCallback done) {
   request.model_version = chosen;
   std::shared_ptr<Comparison> comparison;
   core::InferRequest copy;
-  if (shadow > 0 && shadow_in_flight_.load() < options_.max_shadow_in_flight) {
+  if (shadow > 0 && shadow_in_flight_->load() < options_.max_shadow_in_flight) {
     comparison = std::make_shared<Comparison>();
     comparison->shadow_version = shadow;
     comparison->meter = state->meter;
@@ -374,11 +377,13 @@ void Router::Infer(core::InferRequest request, core::InferCallback done) {
 
 void Router::Shadow(core::InferRequest copy, int64_t primary_version,
                     std::shared_ptr<Comparison> comparison) {
-  ++shadow_in_flight_;
+  ++*shadow_in_flight_;
   const auto start = Clock::now();
-  inner_->Infer(std::move(copy), [this, start, comparison](Result<core::InferResponse> result) {
+  // The callback must not touch the router: a shadow may answer after it is gone.
+  inner_->Infer(std::move(copy), [in_flight = shadow_in_flight_, start,
+                                  comparison](Result<core::InferResponse> result) {
     comparison->Arrive(false, result, MsSince(start));
-    --shadow_in_flight_;
+    --*in_flight;
   });
   (void)primary_version;
 }
@@ -441,10 +446,10 @@ Status Router::SetLabel(const std::string& model, const std::string& label, int6
   const auto old = state.labels.count(label) ? state.labels[label] : 0;
   if (label == "stable" && old != 0 && old != version) state.labels["previous"] = old;
   state.labels[label] = version;
-  Publish(model, std::move(state));
   Record(model, "label", version,
          fmt::format("label '{}' set to version {}{}", label, version,
                      old ? fmt::format(" (was {})", old) : ""));
+  Publish(model, std::move(state));
   (void)options_.admin->RefreshModel(model);  // versions no longer pinned may retire
   return Status::Ok();
 }
@@ -458,8 +463,8 @@ Status Router::DeleteLabel(const std::string& model, const std::string& label) {
   RouteState state = *current;
   const int64_t version = state.labels[label];
   state.labels.erase(label);
-  Publish(model, std::move(state));
   Record(model, "label", version, "label '" + label + "' removed");
+  Publish(model, std::move(state));
   (void)options_.admin->RefreshModel(model);
   return Status::Ok();
 }
@@ -503,8 +508,8 @@ Status Router::SetTraffic(const std::string& model, const serving::TrafficChange
     desc += fmt::format("{}version {}: {}", desc.empty() ? "" : ", ", wv.version, wv.weight);
   }
   if (shadow) desc += fmt::format("; shadow to version {} at {:.3f}", shadow, change.shadow_fraction);
-  Publish(model, std::move(state));
   Record(model, "traffic", 0, desc.empty() ? "traffic policy cleared" : "traffic set: " + desc);
+  Publish(model, std::move(state));
   (void)options_.admin->RefreshModel(model);
   return Status::Ok();
 }
@@ -566,10 +571,10 @@ Status Router::StartRolloutLocked(const std::string& model, int64_t version,
   state.shadow_version = 0;
   state.shadow_fraction = 0;
   SetStepWeight(state, plan.steps.front().weight_percent);
-  Publish(model, std::move(state));
   Record(model, "rollout_start", version,
          fmt::format("canary of version {} against stable {} at {}% ({})", version, stable,
                      plan.steps.front().weight_percent, reason));
+  Publish(model, std::move(state));
   return Status::Ok();
 }
 
@@ -600,11 +605,11 @@ Status Router::PromoteLocked(const std::string& model, int64_t version, const st
     state.rollout.state = "completed";
     state.rollout.reason = reason;
   }
-  Publish(model, std::move(state));
   Record(model, "promote", version,
          fmt::format("version {} is stable{}: {}", version,
                      old && old != version ? fmt::format(" (was {})", old) : "", reason),
          details_json);
+  Publish(model, std::move(state));
   (void)options_.admin->RefreshModel(model);
   return Status::Ok();
 }
@@ -620,9 +625,9 @@ void Router::RollbackRolloutLocked(const std::string& model, const std::string& 
   state.rejected.insert(candidate);
   state.rollout.state = "rolled_back";
   state.rollout.reason = reason;
-  Publish(model, std::move(state));
   Record(model, "rollback", candidate,
          fmt::format("canary version {} rolled back: {}", candidate, reason), details_json);
+  Publish(model, std::move(state));
 }
 
 Status Router::Rollback(const std::string& model) {
@@ -645,9 +650,9 @@ Status Router::Rollback(const std::string& model) {
   state.labels.erase("previous");
   state.split.clear();
   if (bad != 0) state.rejected.insert(bad);
-  Publish(model, std::move(state));
   Record(model, "rollback", previous,
          fmt::format("all traffic back to version {} (from {})", previous, bad));
+  Publish(model, std::move(state));
   (void)options_.admin->RefreshModel(model);
   return Status::Ok();
 }
@@ -766,9 +771,9 @@ void Router::Tick() {
       SetStepWeight(next, plan.steps[next.rollout.step].weight_percent);
       const int64_t candidate = r.candidate;
       const int64_t weight = plan.steps[next.rollout.step].weight_percent;
-      Publish(model, std::move(next));
       Record(model, "rollout_step", candidate,
              fmt::format("canary to {}%: {}", weight, decision.reason), details);
+      Publish(model, std::move(next));
     }
   }
 }

@@ -137,7 +137,8 @@ class Router : public serving::InferenceService, public serving::RoutingAdmin {
   std::deque<Event> events_;  // guarded by events_mu_
   bool stopping_ = false;     // guarded by events_mu_
   std::thread controller_;
-  std::atomic<size_t> shadow_in_flight_{0};
+  // Shared with shadow callbacks, which may outlive the router.
+  std::shared_ptr<std::atomic<size_t>> shadow_in_flight_ = std::make_shared<std::atomic<size_t>>(0);
 };
 
 }  // namespace slipway::routing
