@@ -621,3 +621,34 @@ def test_soak_no_failed_request_while_versions_change(tmp_path):
     last_3 = max((i for i, v in enumerate(versions_in_order) if v == 3), default=-1)
     assert last_3 < len(versions_in_order) - 50  # plenty of answers after the rollback
     del rolled_back_at
+
+
+def test_validation_set_gates_uploads(tmp_path):
+    import random
+    rng = random.Random(5)
+    rows = []
+    for _ in range(40):
+        x = [rng.uniform(-1, 1) for _ in range(4)]
+        rows.append(json.dumps({"inputs": {"x": x}, "expected": max(range(4), key=x.__getitem__)}))
+    config = ("max_batch_size: 8\nvalidation: {file: validation.jsonl, output: y, "
+              "min_accuracy: 0.9, max_divergence: 0.1}\n")
+    repo = make_repo(tmp_path, config=config)
+    (repo / "scale" / "validation.jsonl").write_text("\n".join(rows) + "\n")
+    srv = start(repo, tmp_path)
+    try:
+        assert answered_version(infer(srv.http_url)) == 1
+        # negated outputs: every top-1 is wrong and differs from version 1
+        r = requests.put(f"{srv.http_url}/v2/repository/models/scale/versions/2",
+                         data=scale_model_bytes(-1.0), timeout=30)
+        assert r.status_code == 400, r.text
+        msg = lib.error_message(r)
+        assert "accuracy 0." in msg and "min_accuracy 0.9" in msg, msg
+        assert not (repo / "scale" / "2").exists()
+        # a scaled copy keeps every top-1: accepted
+        r = requests.put(f"{srv.http_url}/v2/repository/models/scale/versions/2",
+                         data=scale_model_bytes(3.0), timeout=30)
+        assert r.status_code == 201, r.text
+        assert answered_version(infer(srv.http_url)) == 2
+        assert "passed validation" in srv.log()
+    finally:
+        lib.stop_ok(srv)

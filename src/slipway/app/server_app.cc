@@ -80,6 +80,11 @@ int RunServe(const ServeOptions& options) {
     if (router) router->OnModelEvent(e.model, e.kind, e.version, e.reason);
   };
   mm.retire_grace = std::chrono::milliseconds(options.version_retire_grace_ms);
+  mm.reference_version = [&router](const std::string& model) -> int64_t {
+    auto view = router ? router->GetRouting(model) : core::Result<serving::RoutingView>(
+                                                         core::Status::NotFound(""));
+    return view.ok() ? view->default_version : 0;
+  };
   mm.repository = repo->get();
   mm.backends = &registry;
   mm.intra_op_threads = std::max(1, options.intra_op_threads);

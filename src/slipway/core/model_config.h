@@ -51,6 +51,15 @@ struct WarmupConfig {
   int64_t batch_size = 1;
 };
 
+// A validation set a new version must pass before it is written (uploads) or serves (loads):
+// JSON lines in the model's folder, each {"inputs": {"<name>": [values...]}, "expected": v}.
+struct ValidationConfig {
+  std::string file;             // relative to the model's folder; "" means no validation
+  std::string output;           // the output judged; "" means the first output
+  double min_accuracy = 0;      // share of rows whose output matches "expected"; 0: not judged
+  double max_divergence = 1;    // share of rows whose top-1 differs from the serving version's
+};
+
 // A step of a rollout plan: the candidate gets `weight_percent` of the traffic until it has
 // served `min_requests` in this step and `min_seconds` have passed, and the guards hold.
 struct RolloutStep {
@@ -110,6 +119,7 @@ struct ModelConfig {
   DynamicBatchingConfig dynamic_batching;
   std::string default_model_filename;
   WarmupConfig warmup;
+  ValidationConfig validation;
   RoutingConfig routing;
   // Where the config came from ("config.yaml", "config.pbtxt", or "" for none), for messages.
   std::string source;

@@ -1,9 +1,13 @@
 #include "slipway/lifecycle/model_manager.h"
 
+#include "slipway/lifecycle/validation.h"
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <set>
 
 namespace slipway::lifecycle {
@@ -181,7 +185,44 @@ Result<std::shared_ptr<const ModelVersion>> ModelManager::LoadVersionFrom(
     return Status::Unavailable("model '" + source.name + "' version " + std::to_string(version) +
                                " failed its warm-up: " + st.message());
   }
+  if (!mv->config().validation.file.empty()) {
+    RETURN_IF_ERROR(Validate(source, *mv));
+  }
   return std::shared_ptr<const ModelVersion>(std::move(mv));
+}
+
+Status ModelManager::Validate(const repository::ModelSource& source, const ModelVersion& version) {
+  const core::ModelConfig& config = version.config();
+  const auto path = std::filesystem::path(source.directory) / config.validation.file;
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return Status::NotFound("model '" + source.name + "': cannot read the validation set '" +
+                            path.string() + "'");
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  ASSIGN_OR_RETURN(auto rows, ParseValidationSet(text.str(), config));
+  // The reference is the version serving now: the router's choice, else the highest ready.
+  std::shared_ptr<const ModelVersion> reference;
+  int64_t wanted = options_.reference_version ? options_.reference_version(source.name) : 0;
+  auto table = table_.load();
+  auto it = table->find(source.name);
+  if (it != table->end() && !it->second.unloaded) {
+    for (const auto& [v, loaded] : it->second.ready) {
+      if (v == version.version) continue;
+      if (wanted == 0 || v == wanted) reference = loaded.handle;
+    }
+  }
+  auto report = ValidateVersion(*version.model, reference ? reference->model.get() : nullptr, rows);
+  if (!report.ok()) {
+    return Status::FailedPrecondition("model '" + source.name + "' version " +
+                                      std::to_string(version.version) + ": " +
+                                      report.status().message());
+  }
+  spdlog::info("model '{}' version {} passed validation: {}{}", source.name, version.version,
+               report->Summary(),
+               reference ? " against version " + std::to_string(reference->version) : "");
+  return Status::Ok();
 }
 
 Status ModelManager::Load(const std::string& name, const LoadOptions& options) {

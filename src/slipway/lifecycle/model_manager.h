@@ -84,6 +84,8 @@ class ModelManager {
     // How long a version that left the wanted set stays findable by number, so that a request
     // routed to it a moment before still finds it; then it drains and is released.
     std::chrono::milliseconds retire_grace{1000};
+    // The version a validation set compares a new version with (0: the highest ready one).
+    std::function<int64_t(const std::string& model)> reference_version;
   };
   static core::Result<std::unique_ptr<ModelManager>> Create(Options options);
   ~ModelManager();
@@ -146,6 +148,7 @@ class ModelManager {
       const repository::ModelSource& source, int64_t version);
   core::Result<std::shared_ptr<const ModelVersion>> LoadVersionFrom(
       const repository::ModelSource& source, int64_t version, const std::string& directory);
+  core::Status Validate(const repository::ModelSource& source, const ModelVersion& version);
   core::Status LoadLocked(const std::string& name, const LoadOptions& options);
   core::Status UnloadLocked(const std::string& name);
   // Read-modify-write of one entry under table_mu_, published whole.

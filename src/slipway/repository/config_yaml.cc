@@ -215,7 +215,7 @@ Result<core::ModelConfig> ParseYamlNode(const YAML::Node& root, const std::strin
                             {"name", "backend", "platform", "max_batch_size", "version_policy",
                              "instance_count", "instances", "inputs", "outputs",
                              "dynamic_batching", "default_model_filename", "warmup", "labels",
-                             "traffic", "rollout"},
+                             "traffic", "rollout", "validation"},
                             where));
   core::ModelConfig c;
   c.name = root["name"] ? root["name"].as<std::string>() : model_name;
@@ -272,6 +272,25 @@ Result<core::ModelConfig> ParseYamlNode(const YAML::Node& root, const std::strin
   }
   if (root["warmup"]) RETURN_IF_ERROR(ParseWarmup(root["warmup"], where + " warmup", &c.warmup));
   RETURN_IF_ERROR(ParseRouting(root, where, &c.routing));
+  if (const YAML::Node v = root["validation"]) {
+    RETURN_IF_ERROR(CheckKeys(v, {"file", "output", "min_accuracy", "max_divergence"},
+                              where + " validation"));
+    if (!v["file"]) return Status::InvalidArgument(where + " validation needs a file");
+    c.validation.file = v["file"].as<std::string>();
+    if (c.validation.file.empty() || c.validation.file[0] == '/' ||
+        c.validation.file.find("..") != std::string::npos) {
+      return Status::InvalidArgument(where + " validation file must be a path inside the "
+                                     "model's folder, got '" + c.validation.file + "'");
+    }
+    if (v["output"]) c.validation.output = v["output"].as<std::string>();
+    if (v["min_accuracy"]) c.validation.min_accuracy = v["min_accuracy"].as<double>();
+    if (v["max_divergence"]) c.validation.max_divergence = v["max_divergence"].as<double>();
+    if (c.validation.min_accuracy < 0 || c.validation.min_accuracy > 1 ||
+        c.validation.max_divergence < 0 || c.validation.max_divergence > 1) {
+      return Status::InvalidArgument(where + " validation: min_accuracy and max_divergence "
+                                     "must be within 0..1");
+    }
+  }
   if (const YAML::Node db = root["dynamic_batching"]) {
     c.dynamic_batching.enabled = true;
     if (db.IsNull()) return c;  // `dynamic_batching:` alone turns batching on with defaults
