@@ -118,7 +118,7 @@ void ModelManager::Poll() {
   const std::set<std::string> on_disk(names->begin(), names->end());
   std::lock_guard<std::mutex> lock(load_mu_);
   for (const auto& name : on_disk) (void)LoadLocked(name, {});
-  auto table = table_.load();
+  auto table = table_.Load();
   for (const auto& [name, entry] : *table) {
     if (!entry.unloaded && on_disk.count(name) == 0) {
       spdlog::info("model '{}' is gone from the repository; unloading it", name);
@@ -205,7 +205,7 @@ Status ModelManager::Validate(const repository::ModelSource& source, const Model
   // The reference is the version serving now: the router's choice, else the highest ready.
   std::shared_ptr<const ModelVersion> reference;
   int64_t wanted = options_.reference_version ? options_.reference_version(source.name) : 0;
-  auto table = table_.load();
+  auto table = table_.Load();
   auto it = table->find(source.name);
   if (it != table->end() && !it->second.unloaded) {
     for (const auto& [v, loaded] : it->second.ready) {
@@ -231,7 +231,7 @@ Status ModelManager::Load(const std::string& name, const LoadOptions& options) {
 }
 
 Status ModelManager::LoadLocked(const std::string& name, const LoadOptions& options) {
-  std::shared_ptr<const Table> before = table_.load();
+  std::shared_ptr<const Table> before = table_.Load();
   const auto found = before->find(name);
   const Entry* current = found == before->end() ? nullptr : &found->second;
   const std::string override_text =
@@ -439,7 +439,7 @@ Status ModelManager::Unload(const std::string& name) {
 }
 
 Status ModelManager::UnloadLocked(const std::string& name) {
-  auto current = table_.load();
+  auto current = table_.Load();
   auto it = current->find(name);
   if (it == current->end() || it->second.unloaded) {
     return Status::NotFound("model '" + name + "' is not loaded");
@@ -466,9 +466,9 @@ Status ModelManager::UnloadLocked(const std::string& name) {
 
 void ModelManager::Update(const std::string& name, const std::function<void(Entry&)>& change) {
   std::lock_guard<std::mutex> lock(table_mu_);
-  auto next = std::make_shared<Table>(*table_.load());
+  auto next = std::make_shared<Table>(*table_.Load());
   change((*next)[name]);
-  table_.store(std::move(next));
+  table_.Store(std::move(next));
 }
 
 void ModelManager::JanitorLoop() {
@@ -477,7 +477,7 @@ void ModelManager::JanitorLoop() {
     janitor_cv_.wait_for(lock, std::chrono::milliseconds(100));
     if (stopping_) break;
     const auto now = std::chrono::steady_clock::now();
-    auto table = table_.load();
+    auto table = table_.Load();
     for (const auto& [name, entry] : *table) {
       const bool expire = !entry.retiring.empty() && entry.retire_at <= now;
       bool released = false;
@@ -496,7 +496,7 @@ void ModelManager::JanitorLoop() {
 
 Result<std::shared_ptr<const ModelVersion>> ModelManager::Find(const std::string& name,
                                                                int64_t version) const {
-  auto table = table_.load();
+  auto table = table_.Load();
   auto it = table->find(name);
   if (it == table->end()) return Status::NotFound("unknown model '" + name + "'");
   if (it->second.unloaded) return Status::NotFound("model '" + name + "' is unloaded");
@@ -530,7 +530,7 @@ Result<std::shared_ptr<const ModelVersion>> ModelManager::Find(const std::string
 }
 
 std::vector<int64_t> ModelManager::ReadyVersions(const std::string& name) const {
-  auto table = table_.load();
+  auto table = table_.Load();
   std::vector<int64_t> out;
   auto it = table->find(name);
   if (it == table->end() || it->second.unloaded) return out;
@@ -539,7 +539,7 @@ std::vector<int64_t> ModelManager::ReadyVersions(const std::string& name) const 
 }
 
 std::vector<ModelStatus> ModelManager::Index() const {
-  auto table = table_.load();
+  auto table = table_.Load();
   std::vector<ModelStatus> out;
   for (const auto& [name, entry] : *table) {
     ModelStatus status{name, entry.statuses};
@@ -565,7 +565,7 @@ std::vector<std::string> ModelManager::ModelsOnDisk() const {
 }
 
 bool ModelManager::AllReady() const {
-  auto table = table_.load();
+  auto table = table_.Load();
   for (const auto& [name, entry] : *table) {
     if (entry.unloaded) continue;
     // A reload in progress (new versions LOADING beside READY ones) keeps the server ready.

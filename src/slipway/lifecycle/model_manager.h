@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "slipway/backend/backend.h"
+#include "slipway/core/snapshot.h"
 #include "slipway/backend/backend_registry.h"
 #include "slipway/repository/model_repository.h"
 #include "slipway/scheduler/dynamic_batcher.h"
@@ -161,7 +162,7 @@ class ModelManager {
   // Versions an upload loaded for validation, handed to the next load; guarded by load_mu_.
   std::map<std::pair<std::string, int64_t>, std::shared_ptr<const ModelVersion>> preloaded_;
   std::mutex table_mu_;  // serialises writers of table_
-  std::atomic<std::shared_ptr<const Table>> table_{std::make_shared<const Table>()};
+  core::Snapshot<Table> table_;
   std::mutex janitor_mu_;
   std::condition_variable janitor_cv_;
   bool stopping_ = false;

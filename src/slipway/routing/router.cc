@@ -126,7 +126,7 @@ Router::~Router() {
 }
 
 std::shared_ptr<const RouteState> Router::Find(const std::string& model) const {
-  auto table = table_.load();
+  auto table = table_.Load();
   auto it = table->find(model);
   return it == table->end() ? nullptr : it->second;
 }
@@ -178,9 +178,9 @@ void Router::OnModelEvent(const std::string& model, const std::string& kind, int
 
 void Router::Publish(const std::string& model, RouteState state) {
   const std::string json = RouteStateToJson(state);
-  auto next = std::make_shared<Table>(*table_.load());
+  auto next = std::make_shared<Table>(*table_.Load());
   (*next)[model] = std::make_shared<const RouteState>(std::move(state));
-  table_.store(std::move(next));
+  table_.Store(std::move(next));
   if (options_.store != nullptr) {
     if (auto st = options_.store->SaveState(model, json); !st.ok()) {
       spdlog::error("cannot persist routing state of model '{}': {}", model, st.message());
@@ -206,7 +206,7 @@ void Router::Restore() {
     (*next)[model] = std::make_shared<const RouteState>(std::move(state).value());
     spdlog::info("model '{}': restored labels, traffic and rollout state", model);
   }
-  table_.store(std::move(next));
+  table_.Store(std::move(next));
 }
 
 void Router::Start() {
@@ -692,7 +692,7 @@ void Router::ControllerLoop() {
 }
 
 void Router::StartPendingRollouts() {
-  auto table = table_.load();
+  auto table = table_.Load();
   for (const auto& [model, state] : *table) {
     if (state->rollout.state == "running") continue;
     auto config = inner_->GetModelConfig(model, 0);
@@ -714,7 +714,7 @@ void Router::StartPendingRollouts() {
 }
 
 void Router::Tick() {
-  auto table = table_.load();
+  auto table = table_.Load();
   for (const auto& [model, state] : *table) {
     const RolloutRun& r = state->rollout;
     if (r.state != "running") continue;

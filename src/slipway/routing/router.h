@@ -24,6 +24,7 @@
 #include <thread>
 #include <vector>
 
+#include "slipway/core/snapshot.h"
 #include "slipway/routing/deployment_store.h"
 #include "slipway/routing/route_state.h"
 #include "slipway/serving/inference_service.h"
@@ -128,7 +129,7 @@ class Router : public serving::InferenceService, public serving::RoutingAdmin {
 
   Options options_;
   serving::InferenceService* inner_ = nullptr;
-  std::atomic<std::shared_ptr<const Table>> table_{std::make_shared<const Table>()};
+  core::Snapshot<Table> table_;
   std::mutex admin_mu_;  // serialises every change of routing state
   mutable std::mutex pins_mu_;
   std::map<std::string, std::set<int64_t>> pending_pins_;  // guarded by pins_mu_
