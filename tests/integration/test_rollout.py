@@ -652,3 +652,94 @@ def test_validation_set_gates_uploads(tmp_path):
         assert "passed validation" in srv.log()
     finally:
         lib.stop_ok(srv)
+
+
+# ----------------------------------------------------------------------------- ground truth
+
+FEEDBACK_CONFIG = "max_batch_size: 8\nmonitoring: {feedback: {output: y, window: 100}}\n"
+
+
+def test_feedback_gives_live_accuracy_per_version(tmp_path):
+    repo = make_repo(tmp_path, config=FEEDBACK_CONFIG)
+    (repo / "plain").mkdir()
+    write_version(repo, "plain", 1, 1.0)
+    srv = start(repo, tmp_path)
+    try:
+        ids = []
+        for i in range(10):
+            r = infer(srv.http_url)
+            assert r.status_code == 200
+            rid = r.json()["id"]
+            assert len(rid) == 16 and all(c in "0123456789abcdef" for c in rid)
+            ids.append(rid)
+        # a caller's own id is kept and can be used for feedback
+        body = dict(BODY, id="order-17")
+        assert infer(srv.http_url, body=body).json()["id"] == "order-17"
+        # the answer's top-1 is class 3 (x = [1, 2, 3, 4]); half the truths agree
+        items = [{"id": rid, "truth": 3 if i % 2 == 0 else 0} for i, rid in enumerate(ids)]
+        items.append({"id": "never-seen", "truth": 1})
+        r = requests.post(f"{srv.http_url}/v2/models/scale/feedback", json={"items": items},
+                          timeout=10)
+        assert r.status_code == 200, r.text
+        assert r.json() == {"applied": 10, "unknown_ids": ["never-seen"]}
+        acc = requests.get(f"{srv.http_url}/v2/models/scale/accuracy", timeout=10).json()
+        assert acc["versions"] == [{"version": 1, "feedback": 10, "window": 10, "accuracy": 0.5}]
+        # a malformed item refuses the whole call, and nothing is applied
+        bad = [{"id": "order-17", "truth": [3, 3]}]
+        r = requests.post(f"{srv.http_url}/v2/models/scale/feedback", json={"items": bad}, timeout=10)
+        assert r.status_code == 400 and "rows" in lib.error_message(r)
+        for bad_body in ({"items": [{"id": "x"}]}, {"items": "x"}, {"id": "x", "truth": 1}):
+            r = requests.post(f"{srv.http_url}/v2/models/scale/feedback", json=bad_body, timeout=10)
+            assert r.status_code == 400, bad_body
+        r = requests.post(f"{srv.http_url}/v2/models/scale/feedback",
+                          json={"items": [{"id": "order-17", "truth": 3}]}, timeout=10)
+        assert r.json()["applied"] == 1
+        acc = requests.get(f"{srv.http_url}/v2/models/scale/accuracy", timeout=10).json()
+        assert acc["versions"][0]["feedback"] == 11
+        # feedback for the same answer twice counts once
+        r = requests.post(f"{srv.http_url}/v2/models/scale/feedback",
+                          json={"items": [{"id": "order-17", "truth": 3}]}, timeout=10)
+        assert r.json() == {"applied": 0, "unknown_ids": ["order-17"]}
+        # models without `monitoring: feedback` refuse it; unknown models are 404
+        r = requests.post(f"{srv.http_url}/v2/models/plain/feedback",
+                          json={"items": [{"id": ids[0], "truth": 1}]}, timeout=10)
+        assert r.status_code == 400 and "monitoring" in lib.error_message(r)
+        r = requests.post(f"{srv.http_url}/v2/models/nope/feedback",
+                          json={"items": [{"id": ids[0], "truth": 1}]}, timeout=10)
+        assert r.status_code == 404
+    finally:
+        lib.stop_ok(srv)
+
+
+def test_canary_rolled_back_by_live_accuracy(tmp_path):
+    config = FEEDBACK_CONFIG + """rollout:
+  steps: [{weight: 50, requests: 200}, {weight: 100, requests: 200}]
+  compare_fraction: 0
+  guards: {min_requests: 20, min_accuracy: 0.8, max_p99_ratio: 50, p99_slack_ms: 200}
+"""
+    repo = make_repo(tmp_path, config=config)
+    srv = start(repo, tmp_path)
+    try:
+        r = requests.put(f"{srv.http_url}/v2/repository/models/scale/versions/2",
+                         data=scale_model_bytes(-1.0), timeout=30)
+        assert r.status_code == 201, r.text
+        wait_for(lambda: routing(srv.http_url)["rollout"]["state"] == "running", what="rollout")
+        deadline = time.monotonic() + 60
+        with requests.Session() as s:
+            while routing(srv.http_url)["rollout"]["state"] == "running":
+                assert time.monotonic() < deadline, routing(srv.http_url)
+                items = []
+                for _ in range(20):
+                    resp = s.post(srv.http_url + "/v2/models/scale/infer", json=BODY, timeout=30)
+                    assert resp.status_code == 200
+                    items.append({"id": resp.json()["id"], "truth": 3})  # the true class
+                assert s.post(f"{srv.http_url}/v2/models/scale/feedback", json={"items": items},
+                              timeout=10).status_code == 200
+        view = routing(srv.http_url)
+        assert view["rollout"]["state"] == "rolled_back", view
+        assert "live accuracy" in view["rollout"]["reason"], view
+        acc = {a["version"]: a for a in requests.get(
+            f"{srv.http_url}/v2/models/scale/accuracy", timeout=10).json()["versions"]}
+        assert acc[1]["accuracy"] == 1.0 and acc[2]["accuracy"] == 0.0
+    finally:
+        lib.stop_ok(srv)

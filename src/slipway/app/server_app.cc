@@ -18,6 +18,7 @@
 #include "slipway/lifecycle/model_manager.h"
 #include "slipway/repository/model_repository.h"
 #include "slipway/routing/deployment_store.h"
+#include "slipway/monitoring/feedback_tracker.h"
 #include "slipway/routing/router.h"
 #include "slipway/serving/serving_core.h"
 
@@ -117,13 +118,23 @@ int RunServe(const ServeOptions& options) {
     return 2;
   }
   router = router_owner->get();
+  // Outermost link: gives every answer an id and remembers predictions for fed-back truth.
+  monitoring::FeedbackTracker::Options fo;
+  fo.inner = router;
+  auto tracker = monitoring::FeedbackTracker::Create(fo);
+  if (!tracker.ok()) {
+    spdlog::critical("{}", tracker.status().message());
+    return 2;
+  }
+  router->SetGroundTruth(tracker->get());
   router->Restore();
   (*manager)->LoadAll();
   router->Start();
   frontends::http::HttpServerOptions http;
   http.host = options.host;
   http.port = options.http_port;
-  http.inference = router;
+  http.inference = tracker->get();
+  http.ground_truth = tracker->get();
   http.admin = core->get();
   http.routing = router;
   http.max_body_bytes = options.http_max_body_bytes;
@@ -136,7 +147,7 @@ int RunServe(const ServeOptions& options) {
   frontends::grpc::GrpcServerOptions grpc;
   grpc.host = options.host;
   grpc.port = options.grpc_port;
-  grpc.inference = router;
+  grpc.inference = tracker->get();
   grpc.admin = core->get();
   grpc.routing = router;
   auto grpc_server = frontends::grpc::GrpcServer::Create(grpc);

@@ -60,6 +60,18 @@ struct ValidationConfig {
   double max_divergence = 1;    // share of rows whose top-1 differs from the serving version's
 };
 
+// Ground truth fed back for this model's answers (POST /v2/models/<m>/feedback).
+struct FeedbackConfig {
+  bool enabled = false;
+  std::string output;       // the output whose answers are judged; "" means the first output
+  int64_t window = 1000;    // live accuracy / error over the most recent rows judged
+  double min_accuracy = 0;  // below this (once the window is full) retraining is called for
+};
+
+struct MonitoringConfig {
+  FeedbackConfig feedback;
+};
+
 // A step of a rollout plan: the candidate gets `weight_percent` of the traffic until it has
 // served `min_requests` in this step and `min_seconds` have passed, and the guards hold.
 struct RolloutStep {
@@ -120,6 +132,7 @@ struct ModelConfig {
   std::string default_model_filename;
   WarmupConfig warmup;
   ValidationConfig validation;
+  MonitoringConfig monitoring;
   RoutingConfig routing;
   // Where the config came from ("config.yaml", "config.pbtxt", or "" for none), for messages.
   std::string source;

@@ -1,5 +1,7 @@
 #include "slipway/lifecycle/validation.h"
 
+#include "slipway/core/prediction.h"
+
 #include <fmt/format.h>
 #include <simdjson.h>
 
@@ -67,50 +69,9 @@ Status AppendValue(core::DataType type, dom::element e, std::string& bytes) {
   return Status::Ok();
 }
 
-// The judged value of one output row: top-1 index for float outputs with several values,
-// otherwise the single value.
 std::optional<double> Judged(const core::Tensor& t) {
-  const auto bytes = t.bytes();
-  std::vector<double> v;
-  switch (t.type()) {
-    case core::DataType::kFp32:
-      for (size_t i = 0; i + 4 <= bytes.size(); i += 4) {
-        float f;
-        std::memcpy(&f, bytes.data() + i, 4);
-        v.push_back(f);
-      }
-      break;
-    case core::DataType::kFp64:
-      for (size_t i = 0; i + 8 <= bytes.size(); i += 8) {
-        double f;
-        std::memcpy(&f, bytes.data() + i, 8);
-        v.push_back(f);
-      }
-      break;
-    case core::DataType::kInt64:
-      for (size_t i = 0; i + 8 <= bytes.size(); i += 8) {
-        int64_t x;
-        std::memcpy(&x, bytes.data() + i, 8);
-        v.push_back(static_cast<double>(x));
-      }
-      return v.size() == 1 ? std::optional<double>(v[0]) : std::nullopt;
-    case core::DataType::kInt32:
-      for (size_t i = 0; i + 4 <= bytes.size(); i += 4) {
-        int32_t x;
-        std::memcpy(&x, bytes.data() + i, 4);
-        v.push_back(x);
-      }
-      return v.size() == 1 ? std::optional<double>(v[0]) : std::nullopt;
-    default:
-      return std::nullopt;
-  }
-  if (v.empty()) return std::nullopt;
-  if (v.size() == 1) return v[0];
-  size_t best = 0;
-  for (size_t i = 1; i < v.size(); ++i) {
-    if (v[i] > v[best]) best = i;
-  }
-  return static_cast<double>(best);
+  auto p = core::RowPrediction(t, 0, 1);
+  return p ? std::optional<double>(p->value) : std::nullopt;
 }
 
 bool Same(std::optional<double> a, std::optional<double> b) {

@@ -215,7 +215,7 @@ Result<core::ModelConfig> ParseYamlNode(const YAML::Node& root, const std::strin
                             {"name", "backend", "platform", "max_batch_size", "version_policy",
                              "instance_count", "instances", "inputs", "outputs",
                              "dynamic_batching", "default_model_filename", "warmup", "labels",
-                             "traffic", "rollout", "validation"},
+                             "traffic", "rollout", "validation", "monitoring"},
                             where));
   core::ModelConfig c;
   c.name = root["name"] ? root["name"].as<std::string>() : model_name;
@@ -272,6 +272,24 @@ Result<core::ModelConfig> ParseYamlNode(const YAML::Node& root, const std::strin
   }
   if (root["warmup"]) RETURN_IF_ERROR(ParseWarmup(root["warmup"], where + " warmup", &c.warmup));
   RETURN_IF_ERROR(ParseRouting(root, where, &c.routing));
+  if (const YAML::Node mon = root["monitoring"]) {
+    RETURN_IF_ERROR(CheckKeys(mon, {"feedback"}, where + " monitoring"));
+    if (const YAML::Node fb = mon["feedback"]) {
+      auto& f = c.monitoring.feedback;
+      f.enabled = true;
+      if (!fb.IsNull()) {
+        RETURN_IF_ERROR(CheckKeys(fb, {"output", "window", "min_accuracy"},
+                                  where + " monitoring feedback"));
+        if (fb["output"]) f.output = fb["output"].as<std::string>();
+        if (fb["window"]) f.window = fb["window"].as<int64_t>();
+        if (fb["min_accuracy"]) f.min_accuracy = fb["min_accuracy"].as<double>();
+      }
+      if (f.window < 1 || f.min_accuracy < 0 || f.min_accuracy > 1) {
+        return Status::InvalidArgument(where + " monitoring feedback: window must be >= 1 and "
+                                       "min_accuracy within 0..1");
+      }
+    }
+  }
   if (const YAML::Node v = root["validation"]) {
     RETURN_IF_ERROR(CheckKeys(v, {"file", "output", "min_accuracy", "max_divergence"},
                               where + " validation"));

@@ -735,6 +735,10 @@ void Router::Tick() {
     const CompareCounters cmp = state->meter->Comparison(r.candidate, r.stable);
     seen.comparisons = static_cast<int64_t>(cmp.comparisons - r.compare_base.comparisons);
     seen.agreements = static_cast<int64_t>(cmp.agreements - r.compare_base.agreements);
+    if (options_.ground_truth != nullptr) {
+      seen.accuracy = options_.ground_truth->WindowAccuracy(
+          model, r.candidate, static_cast<uint64_t>(std::max<int64_t>(1, plan.guards.min_requests)));
+    }
     const RolloutDecision decision = DecideRollout(plan, seen);
     if (decision.action == RolloutAction::kHold) continue;
     core::JsonWriter w;

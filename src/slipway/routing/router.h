@@ -27,6 +27,7 @@
 #include "slipway/core/snapshot.h"
 #include "slipway/routing/deployment_store.h"
 #include "slipway/routing/route_state.h"
+#include "slipway/serving/ground_truth.h"
 #include "slipway/serving/inference_service.h"
 #include "slipway/serving/routing_admin.h"
 
@@ -38,6 +39,7 @@ class Router : public serving::InferenceService, public serving::RoutingAdmin {
     serving::InferenceService* inner = nullptr;  // not owned
     serving::AdminService* admin = nullptr;      // not owned; loads pinned versions
     DeploymentStore* store = nullptr;            // not owned; may be null (nothing persisted)
+    serving::GroundTruth* ground_truth = nullptr;  // not owned; may be null (no accuracy guard)
     int tick_ms = 100;                           // how often rollouts are judged
     size_t max_shadow_in_flight = 64;            // shadow copies beyond this are skipped
   };
@@ -46,6 +48,8 @@ class Router : public serving::InferenceService, public serving::RoutingAdmin {
 
   // Restores persisted state; call before the models load so their labels pin versions.
   void Restore();
+  // The accuracy guard's source, when it wraps the router itself; call before Start.
+  void SetGroundTruth(serving::GroundTruth* ground_truth) { options_.ground_truth = ground_truth; }
   // Applies routing sections of loaded configs and starts the controller thread.
   void Start();
 

@@ -544,7 +544,8 @@ bool Route(const RouteContext& ctx, const std::shared_ptr<const HttpRequest>& re
     get ? HealthRoute(ctx, parts[2], res) : MethodNotAllowed(res);
   } else if (parts[1] == "models" && parts.size() == 3 && parts[2] == "stats") {
     get ? ModelStatsRoute(ctx, "", 0, res) : MethodNotAllowed(res);
-  } else if (AdminRoutes(ctx, parts, req.query, req, res)) {
+  } else if (AdminRoutes(ctx, parts, req.query, req, res) ||
+             MonitoringRoutes(ctx, parts, req, res)) {
     return false;
   } else if (parts[1] == "models" && parts.size() >= 3) {
     return ModelRoutes(ctx, parts, req_ptr, reply, res);

@@ -12,6 +12,7 @@
 #include "slipway/frontends/http/http_message.h"
 
 #include "slipway/serving/inference_service.h"
+#include "slipway/serving/ground_truth.h"
 #include "slipway/serving/routing_admin.h"
 
 namespace slipway::frontends::http {
@@ -20,6 +21,7 @@ struct RouteContext {
   serving::InferenceService* inference = nullptr;
   serving::AdminService* admin = nullptr;
   serving::RoutingAdmin* routing = nullptr;  // labels, traffic, rollouts; may be null
+  serving::GroundTruth* ground_truth = nullptr;  // feedback and live accuracy; may be null
 };
 
 // Shared by the route files.
@@ -29,6 +31,11 @@ void ReplyError(HttpResponse& res, const core::Status& st);
 // Admin resources (admin_routes.cc): /v2/models/{m}/{routing,labels,traffic,rollout,promote,
 // rollback,history} and uploads at /v2/repository/models/{m}/versions[/{v}]. Returns false when
 // the path is not one of them.
+// Monitoring resources (monitoring_routes.cc): POST /v2/models/{m}/feedback and
+// GET /v2/models/{m}/accuracy. Returns false when the path is not one of them.
+bool MonitoringRoutes(const RouteContext& ctx, const std::vector<std::string_view>& parts,
+                      const HttpRequest& req, HttpResponse& res);
+
 bool AdminRoutes(const RouteContext& ctx, const std::vector<std::string_view>& parts,
                  const std::string& query, const HttpRequest& req, HttpResponse& res);
 

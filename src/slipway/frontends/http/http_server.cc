@@ -38,7 +38,7 @@ class HttpServer::Impl {
  public:
   explicit Impl(HttpServerOptions options)
       : options_(std::move(options)),
-        ctx_{options_.inference, options_.admin, options_.routing},
+        ctx_{options_.inference, options_.admin, options_.routing, options_.ground_truth},
         contexts_(MakeContexts(options_.io_threads)),
         acceptor_(*contexts_[0]) {}
 

@@ -1,0 +1,172 @@
+#include "slipway/monitoring/feedback_tracker.h"
+
+#include <cmath>
+#include <random>
+
+namespace slipway::monitoring {
+
+using core::Result;
+using core::Status;
+
+namespace {
+
+std::string NewId() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  static const char* kHex = "0123456789abcdef";
+  std::string id(16, '0');
+  uint64_t v = rng();
+  for (int i = 15; i >= 0; --i, v >>= 4) id[static_cast<size_t>(i)] = kHex[v & 15];
+  return id;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<FeedbackTracker>> FeedbackTracker::Create(Options options) {
+  if (options.inner == nullptr) return Status::InvalidArgument("FeedbackTracker needs an inner service");
+  if (options.max_tracked == 0) return Status::InvalidArgument("max_tracked must be >= 1");
+  return std::unique_ptr<FeedbackTracker>(new FeedbackTracker(options));
+}
+
+FeedbackTracker::Settings FeedbackTracker::SettingsFor(const std::string& model) {
+  const auto now = std::chrono::steady_clock::now();
+  {
+    std::lock_guard<std::mutex> lock(settings_mu_);
+    auto it = settings_.find(model);
+    if (it != settings_.end() && now - it->second.fetched < std::chrono::seconds(1)) {
+      return it->second;
+    }
+  }
+  Settings s;
+  s.fetched = now;
+  auto config = inner_->GetModelConfig(model, 0);
+  if (config.ok() && config->monitoring.feedback.enabled) {
+    s.enabled = true;
+    s.output = config->monitoring.feedback.output;
+    if (s.output.empty() && !config->outputs.empty()) s.output = config->outputs.front().name;
+    s.window = static_cast<size_t>(config->monitoring.feedback.window);
+  }
+  std::lock_guard<std::mutex> lock(settings_mu_);
+  settings_[model] = s;
+  return s;
+}
+
+void FeedbackTracker::Remember(std::string id, Tracked tracked) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto [it, inserted] = tracked_.insert_or_assign(id, std::move(tracked));
+  if (inserted) order_.push_back(std::move(id));
+  while (order_.size() > options_.max_tracked) {
+    tracked_.erase(order_.front());
+    order_.pop_front();
+  }
+}
+
+void FeedbackTracker::Infer(core::InferRequest request, core::InferCallback done) {
+  if (request.id.empty()) request.id = NewId();
+  const Settings settings = SettingsFor(request.model_name);
+  if (!settings.enabled) return inner_->Infer(std::move(request), std::move(done));
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    windows_[request.model_name] = settings.window;
+  }
+  inner_->Infer(std::move(request), [this, output = settings.output,
+                                     done = std::move(done)](Result<core::InferResponse> result) {
+    if (result.ok()) {
+      for (const core::Tensor& t : result->outputs) {
+        if (t.name() != output) continue;
+        const int64_t rows = t.shape().empty() ? 1 : std::max<int64_t>(1, t.shape()[0]);
+        Tracked tracked{result->model_name, result->model_version, {}};
+        for (int64_t r = 0; r < rows; ++r) {
+          auto p = core::RowPrediction(t, r, rows);
+          if (!p) break;
+          tracked.predictions.push_back(*p);
+        }
+        if (!tracked.predictions.empty()) Remember(result->id, std::move(tracked));
+      }
+    }
+    done(std::move(result));
+  });
+}
+
+Result<serving::FeedbackResult> FeedbackTracker::Feedback(
+    const std::string& model, const std::vector<serving::FeedbackItem>& items) {
+  if (!SettingsFor(model).enabled) {
+    auto md = inner_->GetModelMetadata(model, 0);
+    if (!md.ok() && md.status().code() == core::StatusCode::kNotFound) return md.status();
+    return Status::FailedPrecondition("model '" + model + "' does not collect feedback; add "
+                                      "`monitoring: {feedback: {}}` to its config");
+  }
+  serving::FeedbackResult result;
+  std::lock_guard<std::mutex> lock(mu_);
+  const size_t window = windows_.count(model) ? windows_[model] : 1000;
+  // Check every item first: a malformed one refuses the whole call and applies nothing.
+  for (const auto& item : items) {
+    auto it = tracked_.find(item.id);
+    if (it == tracked_.end() || it->second.model != model) continue;
+    if (item.truth.size() != it->second.predictions.size()) {
+      return Status::InvalidArgument(
+          "feedback for id '" + item.id + "' has " + std::to_string(item.truth.size()) +
+          " values but its request had " + std::to_string(it->second.predictions.size()) +
+          " rows");
+    }
+  }
+  for (const auto& item : items) {
+    auto it = tracked_.find(item.id);
+    if (it == tracked_.end() || it->second.model != model) {
+      result.unknown_ids.push_back(item.id);
+      continue;
+    }
+    Outcomes& o = outcomes_[{model, it->second.version}];
+    for (size_t r = 0; r < item.truth.size(); ++r) {
+      const core::Prediction& p = it->second.predictions[r];
+      o.classification = p.classification;
+      const double outcome = p.classification ? (std::fabs(p.value - item.truth[r]) < 0.5 ? 1 : 0)
+                                              : std::fabs(p.value - item.truth[r]);
+      o.window.push_back(outcome);
+      while (o.window.size() > window) o.window.pop_front();
+      ++o.total;
+    }
+    ++result.applied;
+    tracked_.erase(it);  // one truth per answer; the id stays in order_ until it expires
+  }
+  return result;
+}
+
+Result<std::vector<serving::VersionAccuracy>> FeedbackTracker::Accuracy(
+    const std::string& model) const {
+  auto md = inner_->GetModelMetadata(model, 0);
+  if (!md.ok() && md.status().code() == core::StatusCode::kNotFound) return md.status();
+  std::vector<serving::VersionAccuracy> out;
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [key, o] : outcomes_) {
+    if (key.first != model) continue;
+    serving::VersionAccuracy a;
+    a.version = key.second;
+    a.feedback = o.total;
+    a.window = o.window.size();
+    double sum = 0;
+    for (double v : o.window) sum += v;
+    const double mean = o.window.empty() ? 0 : sum / static_cast<double>(o.window.size());
+    if (o.classification) {
+      a.accuracy = mean;
+    } else {
+      a.mean_abs_error = mean;
+    }
+    out.push_back(a);
+  }
+  return out;
+}
+
+std::optional<double> FeedbackTracker::WindowAccuracy(const std::string& model, int64_t version,
+                                                      uint64_t min_rows) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = outcomes_.find({model, version});
+  if (it == outcomes_.end() || !it->second.classification ||
+      it->second.window.size() < std::max<uint64_t>(1, min_rows)) {
+    return std::nullopt;
+  }
+  double sum = 0;
+  for (double v : it->second.window) sum += v;
+  return sum / static_cast<double>(it->second.window.size());
+}
+
+}  // namespace slipway::monitoring

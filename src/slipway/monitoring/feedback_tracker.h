@@ -1,0 +1,99 @@
+// FeedbackTracker: the InferenceService link that gives every answer an id (the caller's, or a
+// generated one), remembers what the answer predicted for models that collect feedback, and turns
+// ground truth fed back later into live accuracy (classification) or mean absolute error
+// (regression) per version over a window.
+//
+// Predictions are kept for the most recent `max_tracked` answers across all models; older ones
+// expire (their feedback is reported as unknown). Which models collect feedback is read from
+// their config (`monitoring: {feedback: ...}`) at most once a second per model.
+// Thread safety: all methods are safe from any thread. Infer adds one short critical section to
+// an answer's callback when the model collects feedback, and none otherwise.
+#pragma once
+
+#include <chrono>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "slipway/core/prediction.h"
+#include "slipway/core/snapshot.h"
+#include "slipway/serving/ground_truth.h"
+#include "slipway/serving/inference_service.h"
+
+namespace slipway::monitoring {
+
+class FeedbackTracker : public serving::InferenceService, public serving::GroundTruth {
+ public:
+  struct Options {
+    serving::InferenceService* inner = nullptr;  // not owned
+    size_t max_tracked = 100000;                 // answers remembered for feedback
+  };
+  static core::Result<std::unique_ptr<FeedbackTracker>> Create(Options options);
+
+  // InferenceService
+  void Infer(core::InferRequest request, core::InferCallback done) override;
+  bool ServerLive() const override { return inner_->ServerLive(); }
+  bool ServerReady() const override { return inner_->ServerReady(); }
+  serving::ServerMetadata GetServerMetadata() const override { return inner_->GetServerMetadata(); }
+  core::Result<bool> ModelReady(const std::string& name, int64_t version) const override {
+    return inner_->ModelReady(name, version);
+  }
+  core::Result<serving::ModelMetadata> GetModelMetadata(const std::string& name,
+                                                        int64_t version) const override {
+    return inner_->GetModelMetadata(name, version);
+  }
+  core::Result<core::ModelConfig> GetModelConfig(const std::string& name,
+                                                 int64_t version) const override {
+    return inner_->GetModelConfig(name, version);
+  }
+  core::Result<std::vector<serving::ModelStatistics>> GetModelStatistics(
+      const std::string& name, int64_t version) const override {
+    return inner_->GetModelStatistics(name, version);
+  }
+
+  // GroundTruth
+  core::Result<serving::FeedbackResult> Feedback(
+      const std::string& model, const std::vector<serving::FeedbackItem>& items) override;
+  core::Result<std::vector<serving::VersionAccuracy>> Accuracy(
+      const std::string& model) const override;
+  std::optional<double> WindowAccuracy(const std::string& model, int64_t version,
+                                       uint64_t min_rows) const override;
+
+ private:
+  struct Settings {
+    bool enabled = false;
+    std::string output;
+    size_t window = 1000;
+    std::chrono::steady_clock::time_point fetched;
+  };
+  struct Tracked {
+    std::string model;
+    int64_t version = 0;
+    std::vector<core::Prediction> predictions;  // one per batch row
+  };
+  struct Outcomes {
+    uint64_t total = 0;
+    std::deque<double> window;  // 1/0 for classification, |error| for regression
+    bool classification = true;
+  };
+
+  explicit FeedbackTracker(Options options) : options_(options), inner_(options.inner) {}
+  Settings SettingsFor(const std::string& model);
+  void Remember(std::string id, Tracked tracked);
+
+  Options options_;
+  serving::InferenceService* inner_;
+  std::mutex settings_mu_;
+  std::map<std::string, Settings> settings_;  // guarded by settings_mu_
+  mutable std::mutex mu_;
+  std::unordered_map<std::string, Tracked> tracked_;  // guarded by mu_
+  std::deque<std::string> order_;                     // arrival order, for expiry; guarded by mu_
+  std::map<std::pair<std::string, int64_t>, Outcomes> outcomes_;  // guarded by mu_
+  std::map<std::string, size_t> windows_;                         // guarded by mu_
+};
+
+}  // namespace slipway::monitoring
