@@ -743,3 +743,60 @@ def test_canary_rolled_back_by_live_accuracy(tmp_path):
         assert acc[1]["accuracy"] == 1.0 and acc[2]["accuracy"] == 0.0
     finally:
         lib.stop_ok(srv)
+
+
+def _tar(files: dict, gz=True, links=()) -> bytes:
+    import io
+    import tarfile
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz" if gz else "w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        for name, target in links:
+            info = tarfile.TarInfo(name)
+            info.type = tarfile.SYMTYPE
+            info.linkname = target
+            tar.addfile(info)
+    return buf.getvalue()
+
+
+def test_archive_uploads_with_config(tmp_path):
+    import io
+    import zipfile
+    repo = make_repo(tmp_path)
+    srv = start(repo, tmp_path)
+    url = srv.http_url
+    try:
+        # a new model with its config, as tar.gz
+        config = b"max_batch_size: 2\n"
+        r = requests.put(f"{url}/v2/repository/models/packed/versions/1",
+                         data=_tar({"config.yaml": config, "model.onnx": scale_model_bytes(2.0)}),
+                         timeout=30)
+        assert r.status_code == 201, r.text
+        assert (repo / "packed" / "config.yaml").read_bytes() == config
+        assert requests.get(f"{url}/v2/models/packed/config", timeout=5).json()["max_batch_size"] == 2
+        assert infer(url, model="packed").json()["outputs"][0]["data"] == [2, 4, 6, 8]
+        # a second version as a zip, without a config: the model's config stays
+        zbuf = io.BytesIO()
+        with zipfile.ZipFile(zbuf, "w") as z:
+            z.writestr("model.onnx", scale_model_bytes(5.0))
+        r = requests.post(f"{url}/v2/repository/models/packed/versions", data=zbuf.getvalue(),
+                          timeout=30)
+        assert r.status_code == 201 and r.json()["version"] == 2, r.text
+        assert infer(url, model="packed").json()["outputs"][0]["data"] == [5, 10, 15, 20]
+        listing = sorted(p.name for p in (repo / "packed").iterdir())
+        # refused: a different config for an existing model, traversal, links, garbage
+        for bad in (_tar({"config.yaml": b"max_batch_size: 4\n", "model.onnx": scale_model_bytes(1.0)}),
+                    _tar({"../escape.onnx": scale_model_bytes(1.0)}, gz=False),
+                    _tar({"model.onnx": scale_model_bytes(1.0)}, links=[("x.onnx", "/etc/passwd")]),
+                    b"\x1f\x8b\x08\x00garbage-gzip",
+                    _tar({"config.yaml": config})):
+            r = requests.put(f"{url}/v2/repository/models/packed/versions/3", data=bad, timeout=30)
+            assert r.status_code in (400, 409), r.text
+            assert lib.error_message(r)
+        assert sorted(p.name for p in (repo / "packed").iterdir()) == listing
+        assert not (tmp_path / "escape.onnx").exists() and not (repo / "escape.onnx").exists()
+    finally:
+        lib.stop_ok(srv)

@@ -391,20 +391,51 @@ Result<UploadResult> ModelManager::UploadVersion(const std::string& name, int64_
     return Status::AlreadyExists("model '" + name + "' already has a version " +
                                  std::to_string(version) + "; versions are never overwritten");
   }
-  std::string filename = source.config.default_model_filename;
-  if (filename.empty()) {
-    backend::Backend* backend = nullptr;
-    if (!source.config.backend.empty()) backend = options_.backends->Find(source.config.backend);
-    if (backend == nullptr && !source.config.platform.empty()) {
-      backend = options_.backends->Find(source.config.platform);
+  std::string staged;
+  std::string what;
+  repository::StagedUpload archive;
+  const bool is_archive = repository::LooksLikeArchive(bytes);
+  if (is_archive) {
+    ASSIGN_OR_RETURN(archive, options_.repository->StageArchive(name, bytes));
+    staged = archive.directory;
+    what = std::to_string(archive.files.size()) + " files unpacked from a " +
+           std::to_string(bytes.size()) + "-byte archive";
+    if (!archive.config_name.empty()) {
+      const bool new_model = source.versions.empty() && source.config_text.empty();
+      if (!new_model && archive.config_text != source.config_text) {
+        options_.repository->DiscardStaged(staged);
+        return Status::FailedPrecondition(
+            "the archive's " + archive.config_name + " differs from model '" + name +
+            "''s config; a config change applies to every version, so make it in the repository "
+            "(or load with a config override) rather than with one version");
+      }
+      auto parsed = archive.config_name == "config.yaml"
+                        ? repository::ParseConfigYaml(archive.config_text, name)
+                        : repository::ParseConfigPbtxt(archive.config_text, name);
+      if (!parsed.ok()) {
+        options_.repository->DiscardStaged(staged);
+        return Status::InvalidArgument("upload refused: " + parsed.status().message());
+      }
+      source.config = std::move(parsed).value();
+      source.config_text = archive.config_text;
     }
-    if (backend == nullptr && !options_.backends->backends().empty()) {
-      backend = options_.backends->backends().front().get();
+  } else {
+    std::string filename = source.config.default_model_filename;
+    if (filename.empty()) {
+      backend::Backend* backend = nullptr;
+      if (!source.config.backend.empty()) backend = options_.backends->Find(source.config.backend);
+      if (backend == nullptr && !source.config.platform.empty()) {
+        backend = options_.backends->Find(source.config.platform);
+      }
+      if (backend == nullptr && !options_.backends->backends().empty()) {
+        backend = options_.backends->backends().front().get();
+      }
+      if (backend == nullptr) return Status::Internal("no backend is registered");
+      filename = backend->default_model_filename();
     }
-    if (backend == nullptr) return Status::Internal("no backend is registered");
-    filename = backend->default_model_filename();
+    ASSIGN_OR_RETURN(staged, options_.repository->StageVersion(name, filename, bytes));
+    what = std::to_string(bytes.size()) + " bytes written as " + filename;
   }
-  ASSIGN_OR_RETURN(std::string staged, options_.repository->StageVersion(name, filename, bytes));
   // Validate before the version exists: it must load and warm up.
   auto trial = LoadVersionFrom(source, version, staged);
   if (!trial.ok()) {
@@ -414,11 +445,19 @@ Result<UploadResult> ModelManager::UploadVersion(const std::string& name, int64_
                                    std::to_string(version) +
                                    " refused: " + trial.status().message());
   }
+  if (is_archive && !archive.config_name.empty() && source.versions.empty()) {
+    // A new model's config lands before its first version, so nothing loads it half-made.
+    if (auto st = options_.repository->WriteConfig(name, archive.config_name, archive.config_text);
+        !st.ok()) {
+      options_.repository->DiscardStaged(staged);
+      return st;
+    }
+  }
   if (auto st = options_.repository->CommitVersion(name, staged, version); !st.ok()) {
     options_.repository->DiscardStaged(staged);
     return st;
   }
-  Emit(name, "upload", version, std::to_string(bytes.size()) + " bytes written as " + filename);
+  Emit(name, "upload", version, what);
   preloaded_[{name, version}] = std::move(trial).value();
   Status st = LoadLocked(name, {});
   preloaded_.erase({name, version});

@@ -121,7 +121,7 @@ Result<std::string> ModelRepository::StageVersion(const std::string& name,
                                                   const std::string& filename,
                                                   std::string_view bytes) const {
   if (!IsValidModelName(name)) return Status::InvalidArgument("invalid model name '" + name + "'");
-  if (!IsValidModelName(filename)) {
+  if (!filename.empty() && !IsValidModelName(filename)) {
     return Status::InvalidArgument("invalid model file name '" + filename + "'");
   }
   const fs::path model_dir = fs::path(options_.root) / name;
@@ -135,6 +135,7 @@ Result<std::string> ModelRepository::StageVersion(const std::string& name,
   const fs::path staged(pattern);
   fs::permissions(staged, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
                               fs::perms::others_read | fs::perms::others_exec, ec);
+  if (filename.empty()) return staged.string();  // an archive is unpacked into it
   {
     std::ofstream out(staged / filename, std::ios::binary | std::ios::trunc);
     out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));

@@ -29,6 +29,16 @@ struct ModelSource {
 // an unchanged version from a replaced one. Empty when the folder cannot be read.
 std::string VersionFingerprint(const ModelSource& source, int64_t version);
 
+struct StagedUpload {
+  std::string directory;    // the staged folder
+  std::vector<std::string> files;  // relative paths written into it
+  std::string config_name;  // "config.yaml" or "config.pbtxt" when the archive holds one
+  std::string config_text;
+};
+
+// Whether uploaded bytes are an archive (gzip, zip or tar magic) rather than a model file.
+bool LooksLikeArchive(std::string_view bytes);
+
 class ModelRepository {
  public:
   struct Options {
@@ -43,6 +53,12 @@ class ModelRepository {
   // folders left by a crash are removed by RemoveStaleStaging.
   core::Result<std::string> StageVersion(const std::string& name, const std::string& filename,
                                          std::string_view bytes) const;
+  // Unpacks an archive (tar, tar.gz, zip) into a staged folder; a top-level config.yaml or
+  // config.pbtxt is returned apart instead of being written.
+  core::Result<StagedUpload> StageArchive(const std::string& name, std::string_view bytes) const;
+  // Writes a model's config file (via a temporary file and a rename).
+  core::Status WriteConfig(const std::string& name, const std::string& config_name,
+                           const std::string& text) const;
   // Renames a staged folder to ROOT/<name>/<version>; AlreadyExists when that version exists.
   core::Status CommitVersion(const std::string& name, const std::string& staged,
                              int64_t version) const;
