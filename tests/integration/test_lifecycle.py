@@ -33,7 +33,9 @@ def _stop_ok(srv):
 def _image_request():
     batch = 64  # image_cnn's max_batch_size
     img = np.random.default_rng(0).random((batch, 3, 32, 32), dtype=np.float32)
-    body, hlen = lib.build_binary_request([("image", "FP32", img)], parameters={"binary_data_output": True})
+    # A fixed id, so that answers compare equal byte for byte (otherwise each gets its own id).
+    body, hlen = lib.build_binary_request([("image", "FP32", img)], parameters={"binary_data_output": True},
+                                          request_id="drain-1")
     return "/v2/models/image_cnn/infer", body, {"Inference-Header-Content-Length": str(hlen)}
 
 

@@ -219,11 +219,17 @@ def test_infer_json_with_id_and_parameters(api):
                                     e["data"], e["shape"], what=out["name"])
 
 
-def test_infer_json_without_id_has_no_id(api):
+def test_infer_json_without_id_gets_a_generated_id(api):
+    """Every answer carries an id, so ground truth can be fed back for it later."""
     exp = lib.load_expected("add_sub")
-    r = api.infer_json("add_sub", lib.expected_inputs(exp))
-    assert r.status_code == 200, r.text
-    assert "id" not in r.json()
+    ids = set()
+    for _ in range(3):
+        r = api.infer_json("add_sub", lib.expected_inputs(exp))
+        assert r.status_code == 200, r.text
+        rid = r.json()["id"]
+        assert re.fullmatch(r"[0-9a-f]{16}", rid), rid
+        ids.add(rid)
+    assert len(ids) == 3
 
 
 def test_infer_json_nested_data_equals_flat(api):
