@@ -177,7 +177,7 @@ class Server:
             self.grpc_port = free_port()
         self.cmd = [args.binary, "serve", "--model-repository", args.model_repository,
                     "--http-port", str(self.http_port), "--grpc-port", str(self.grpc_port),
-                    "--log-level", "warn"] + args.server_arg
+                    "--metrics-port", "-1", "--log-level", "warn"] + args.server_arg
         self.log_path = log_path
         self.log = open(log_path, "wb")
         self.proc = subprocess.Popen(self.cmd, stdout=self.log, stderr=subprocess.STDOUT)

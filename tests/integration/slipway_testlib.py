@@ -309,6 +309,7 @@ class ServerProcess:
         self.model_repository = str(model_repository)
         self.http_port = http_port or free_port()
         self.grpc_port = grpc_port or free_port()
+        self.metrics_port = free_port()
         self.extra_args = list(extra_args)
         log_dir = Path(log_dir or tempfile.mkdtemp(prefix="slipway-it-"))
         log_dir.mkdir(parents=True, exist_ok=True)
@@ -327,7 +328,7 @@ class ServerProcess:
     def args(self):
         return [BINARY, "serve", "--model-repository", self.model_repository,
                 "--http-port", str(self.http_port), "--grpc-port", str(self.grpc_port),
-                *self.extra_args]
+                "--metrics-port", str(self.metrics_port), *self.extra_args]
 
     def start(self):
         if not Path(BINARY).exists():

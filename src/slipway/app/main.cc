@@ -67,6 +67,11 @@ int main(int argc, char** argv) {
                     "before, before it drains")
       ->capture_default_str()
       ->check(CLI::Range(0, 600000));
+  serve->add_option("--metrics-port", opts.metrics_port,
+                    "Port serving only GET /metrics for Prometheus (0 picks a free one, -1 none; "
+                    "the HTTP port serves /metrics too)")
+      ->capture_default_str()
+      ->check(CLI::Range(-1, 65535));
   serve->add_option("--log-level", opts.log_level, "trace, debug, info, warn, error")
       ->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));

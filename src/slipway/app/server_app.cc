@@ -19,6 +19,7 @@
 #include "slipway/repository/model_repository.h"
 #include "slipway/routing/deployment_store.h"
 #include "slipway/monitoring/feedback_tracker.h"
+#include "slipway/monitoring/metrics_exporter.h"
 #include "slipway/routing/router.h"
 #include "slipway/serving/serving_core.h"
 
@@ -130,7 +131,17 @@ int RunServe(const ServeOptions& options) {
   router->Restore();
   (*manager)->LoadAll();
   router->Start();
+  monitoring::MetricsExporter::Options mo;
+  mo.inference = core->get();
+  mo.ground_truth = tracker->get();
+  mo.routing = router;
+  auto exporter = monitoring::MetricsExporter::Create(mo);
+  if (!exporter.ok()) {
+    spdlog::critical("{}", exporter.status().message());
+    return 2;
+  }
   frontends::http::HttpServerOptions http;
+  http.metrics = exporter->get();
   http.host = options.host;
   http.port = options.http_port;
   http.inference = tracker->get();
@@ -155,13 +166,33 @@ int RunServe(const ServeOptions& options) {
     spdlog::critical("{}", grpc_server.status().message());
     return 2;
   }
-  // HTTP listens only once gRPC is up, so a server that cannot take both ports never answers.
+  std::unique_ptr<frontends::http::HttpServer> metrics_server;
+  if (options.metrics_port >= 0) {
+    frontends::http::HttpServerOptions mh = http;
+    mh.port = options.metrics_port;
+    mh.metrics_only = true;
+    mh.io_threads = 1;
+    auto created = frontends::http::HttpServer::Create(mh);
+    if (!created.ok()) {
+      spdlog::critical("metrics port: {}", created.status().message());
+      return 2;
+    }
+    metrics_server = std::move(created).value();
+  }
+  // HTTP listens only once gRPC is up, so a server that cannot take every port never answers.
   if (auto st = (*http_server)->Start(); !st.ok()) {
     spdlog::critical("{}", st.message());
     return 2;
   }
-  spdlog::info("serving '{}': HTTP on {}:{}, gRPC on {}:{}", options.model_repository,
-               options.host, (*http_server)->port(), options.host, (*grpc_server)->port());
+  if (metrics_server) {
+    if (auto st = metrics_server->Start(); !st.ok()) {
+      spdlog::critical("{}", st.message());
+      return 2;
+    }
+  }
+  spdlog::info("serving '{}': HTTP on {}:{}, gRPC on {}:{}, metrics on {}", options.model_repository,
+               options.host, (*http_server)->port(), options.host, (*grpc_server)->port(),
+               metrics_server ? std::to_string(metrics_server->port()) : "the HTTP port only");
 
   // Poll mode: rescan the repository until shutdown.
   std::mutex poll_mu;
@@ -200,7 +231,10 @@ int RunServe(const ServeOptions& options) {
   });
   watchdog.detach();
   // Both frontends drain at once: an open gRPC stream must not hold up the HTTP side.
-  std::thread http_drain([&http_server] { (*http_server)->Shutdown(); });
+  std::thread http_drain([&http_server, &metrics_server] {
+    (*http_server)->Shutdown();
+    if (metrics_server) metrics_server->Shutdown();
+  });
   (*grpc_server)->Shutdown(std::chrono::duration_cast<std::chrono::milliseconds>(timeout));
   http_drain.join();
   spdlog::info("drained; exiting");

@@ -27,6 +27,7 @@ struct ServeOptions {
   // The deployment record (SQLite); "" means MODEL_REPOSITORY/.slipway/deployments.db.
   std::string state_db;
   int version_retire_grace_ms = 1000;
+  int metrics_port = 8002;  // a listener for GET /metrics only; -1: none (the HTTP port has it too)
 };
 
 // Returns the process exit code.

@@ -135,6 +135,7 @@ Result<std::shared_ptr<const ModelVersion>> ModelManager::LoadVersion(
 
 Result<std::shared_ptr<const ModelVersion>> ModelManager::LoadVersionFrom(
     const repository::ModelSource& source, int64_t version, const std::string& directory) {
+  const auto started = std::chrono::steady_clock::now();
   const core::ModelConfig& config = source.config;
   backend::Backend* backend = nullptr;
   if (!config.backend.empty()) backend = options_.backends->Find(config.backend);
@@ -188,6 +189,8 @@ Result<std::shared_ptr<const ModelVersion>> ModelManager::LoadVersionFrom(
   if (!mv->config().validation.file.empty()) {
     RETURN_IF_ERROR(Validate(source, *mv));
   }
+  mv->load_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   return std::shared_ptr<const ModelVersion>(std::move(mv));
 }
 

@@ -40,6 +40,7 @@ struct ModelVersion {
   int64_t version = 0;
   std::unique_ptr<backend::Model> model;
   std::unique_ptr<scheduler::DynamicBatcher> batcher;
+  double load_seconds = 0;  // load, warm-up and validation
   const core::ModelConfig& config() const { return model->config(); }
   ~ModelVersion();  // declared so the batcher (and its instances) go before the model
 };

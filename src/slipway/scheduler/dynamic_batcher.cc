@@ -1,5 +1,7 @@
 #include "slipway/scheduler/dynamic_batcher.h"
 
+#include <atomic>
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -28,6 +30,7 @@ struct DynamicBatcher::State {
   std::condition_variable scaler_cv;               // wakes the autoscaler early on stop
 
   ModelStats stats;
+  std::atomic<uint64_t> in_flight{0};  // accepted and not yet answered
 
   // Arrival-order release of answers (preserve_ordering only).
   std::mutex order_mu;
@@ -41,7 +44,9 @@ struct DynamicBatcher::State {
     const auto ns = [](Clock::duration d) {
       return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(d).count());
     };
-    stats.RecordRequest(result.ok(), ns(now - item.enqueued),
+    --in_flight;
+    stats.RecordRequest(result.ok() ? core::StatusCode::kOk : result.status().code(),
+                        ns(now - item.enqueued),
                         ns((started > item.enqueued ? started : item.enqueued) - item.enqueued));
     if (!preserve_ordering) {
       item.done(std::move(result));
@@ -374,6 +379,7 @@ void DynamicBatcher::Submit(PendingRequest item) {
   Status st;
   std::vector<PendingRequest> batch;
   backend::ModelInstance* instance = nullptr;
+  ++state_->in_flight;  // before it can be answered, so the gauge never dips below zero
   {
     std::lock_guard<std::mutex> lock(state_->mu);
     if (state_->stop) {
@@ -389,6 +395,8 @@ void DynamicBatcher::Submit(PendingRequest item) {
     }
   }
   if (!st.ok()) {
+    --state_->in_flight;
+    state_->stats.RecordRefused(st.code());
     item.done(st);
     return;
   }
@@ -418,7 +426,15 @@ core::Status DynamicBatcher::WarmUp(const std::vector<const core::Tensor*>& inpu
   return core::Status::Ok();
 }
 
-StatsSnapshot DynamicBatcher::Stats() const { return state_->stats.Snapshot(); }
+StatsSnapshot DynamicBatcher::Stats() const {
+  StatsSnapshot s = state_->stats.Snapshot();
+  {
+    std::lock_guard<std::mutex> lock(state_->mu);
+    s.pending = state_->queue.size();
+  }
+  s.in_flight = state_->in_flight.load();
+  return s;
+}
 
 int DynamicBatcher::instance_count() const {
   std::lock_guard<std::mutex> lock(state_->mu);

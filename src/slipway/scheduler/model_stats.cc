@@ -18,16 +18,54 @@ void ModelStats::RecordExecution(uint64_t rows, uint64_t input_ns, uint64_t infe
   s_.compute_input.Add(input_ns, requests);
   s_.compute_infer.Add(infer_ns, requests);
   s_.compute_output.Add(output_ns, requests);
+  s_.compute_input_seconds.Add(kLatencyBoundsSeconds, static_cast<double>(input_ns) * 1e-9);
+  s_.compute_infer_seconds.Add(kLatencyBoundsSeconds, static_cast<double>(infer_ns) * 1e-9);
+  s_.compute_output_seconds.Add(kLatencyBoundsSeconds, static_cast<double>(output_ns) * 1e-9);
+  s_.batch_size.Add(kBatchSizeBounds, static_cast<double>(rows));
   BatchStats& b = s_.batches[rows];
   b.compute_input.Add(input_ns);
   b.compute_infer.Add(infer_ns);
   b.compute_output.Add(output_ns);
 }
 
-void ModelStats::RecordRequest(bool ok, uint64_t total_ns, uint64_t queue_ns) {
+const char* FailureReasonName(FailureReason reason) {
+  switch (reason) {
+    case FailureReason::kRejected: return "REJECTED";
+    case FailureReason::kCanceled: return "CANCELED";
+    case FailureReason::kBackend: return "BACKEND";
+    case FailureReason::kOther: return "OTHER";
+  }
+  return "OTHER";
+}
+
+FailureReason FailureReasonFor(core::StatusCode code) {
+  switch (code) {
+    case core::StatusCode::kUnavailable:
+    case core::StatusCode::kDeadlineExceeded:
+    case core::StatusCode::kResourceExhausted: return FailureReason::kRejected;
+    case core::StatusCode::kCancelled: return FailureReason::kCanceled;
+    case core::StatusCode::kInternal: return FailureReason::kBackend;
+    default: return FailureReason::kOther;
+  }
+}
+
+void ModelStats::RecordRequest(core::StatusCode code, uint64_t total_ns, uint64_t queue_ns) {
+  const bool ok = code == core::StatusCode::kOk;
   std::lock_guard<std::mutex> lock(mu_);
   (ok ? s_.success : s_.fail).Add(total_ns);
-  if (ok) s_.queue.Add(queue_ns);
+  if (ok) {
+    s_.queue.Add(queue_ns);
+    s_.request_seconds.Add(kLatencyBoundsSeconds, static_cast<double>(total_ns) * 1e-9);
+    s_.queue_seconds.Add(kLatencyBoundsSeconds, static_cast<double>(queue_ns) * 1e-9);
+  } else {
+    ++s_.failures[static_cast<size_t>(FailureReasonFor(code))];
+  }
+}
+
+void ModelStats::RecordRefused(core::StatusCode code) {
+  std::lock_guard<std::mutex> lock(mu_);
+  s_.fail.Add(0);
+  ++s_.failures[static_cast<size_t>(FailureReasonFor(code))];
 }
 
 StatsSnapshot ModelStats::Snapshot() const {

@@ -43,6 +43,8 @@ struct ModelStatistics {
   std::string name;
   std::string version;
   scheduler::StatsSnapshot stats;
+  int64_t instance_count = 0;  // instances running now
+  double load_seconds = 0;     // how long the version took to load and warm up
 };
 
 struct RepositoryIndexEntry {

@@ -238,7 +238,8 @@ Result<std::vector<ModelStatistics>> ServingCore::GetModelStatistics(const std::
         if (!name.empty()) return handle.status();
         continue;
       }
-      out.push_back({n, std::to_string(v), (*handle)->batcher->Stats()});
+      out.push_back({n, std::to_string(v), (*handle)->batcher->Stats(),
+                     (*handle)->batcher->instance_count(), (*handle)->load_seconds});
     }
   }
   return out;

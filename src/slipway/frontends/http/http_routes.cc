@@ -535,7 +535,14 @@ bool Route(const RouteContext& ctx, const std::shared_ptr<const HttpRequest>& re
   const auto parts = SplitPath(req.path);
   const bool get = req.method == "GET";
   const bool post = req.method == "POST";
-  if (parts.empty() || parts[0] != "v2") {
+  if (parts.size() == 1 && parts[0] == "metrics" && ctx.metrics != nullptr) {
+    if (!get) {
+      MethodNotAllowed(res);
+    } else {
+      Reply(res, 200, ctx.metrics->RenderMetrics());
+      res.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    }
+  } else if (ctx.metrics_only || parts.empty() || parts[0] != "v2") {
     NotFound(res);
   } else if (parts.size() == 1) {
     get ? ServerMetadataRoute(ctx, res) : MethodNotAllowed(res);

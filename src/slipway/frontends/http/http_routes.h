@@ -13,6 +13,7 @@
 
 #include "slipway/serving/inference_service.h"
 #include "slipway/serving/ground_truth.h"
+#include "slipway/serving/metrics_source.h"
 #include "slipway/serving/routing_admin.h"
 
 namespace slipway::frontends::http {
@@ -22,6 +23,8 @@ struct RouteContext {
   serving::AdminService* admin = nullptr;
   serving::RoutingAdmin* routing = nullptr;  // labels, traffic, rollouts; may be null
   serving::GroundTruth* ground_truth = nullptr;  // feedback and live accuracy; may be null
+  const serving::MetricsSource* metrics = nullptr;  // GET /metrics; may be null
+  bool metrics_only = false;  // a --metrics-port listener: only GET /metrics answers
 };
 
 // Shared by the route files.

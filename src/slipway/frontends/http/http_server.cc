@@ -38,7 +38,8 @@ class HttpServer::Impl {
  public:
   explicit Impl(HttpServerOptions options)
       : options_(std::move(options)),
-        ctx_{options_.inference, options_.admin, options_.routing, options_.ground_truth},
+        ctx_{options_.inference, options_.admin, options_.routing, options_.ground_truth,
+             options_.metrics, options_.metrics_only},
         contexts_(MakeContexts(options_.io_threads)),
         acceptor_(*contexts_[0]) {}
 

@@ -17,6 +17,7 @@
 #include "slipway/core/status.h"
 #include "slipway/serving/inference_service.h"
 #include "slipway/serving/ground_truth.h"
+#include "slipway/serving/metrics_source.h"
 #include "slipway/serving/routing_admin.h"
 
 namespace slipway::frontends::http {
@@ -28,6 +29,8 @@ struct HttpServerOptions {
   serving::AdminService* admin = nullptr;          // not owned
   serving::RoutingAdmin* routing = nullptr;        // not owned; may be null
   serving::GroundTruth* ground_truth = nullptr;    // not owned; may be null
+  const serving::MetricsSource* metrics = nullptr; // not owned; may be null
+  bool metrics_only = false;                       // serve GET /metrics and nothing else
   size_t max_body_bytes = size_t{64} << 20;        // after decompression; larger bodies get 413
   int io_threads = 8;                              // threads serving connections
   int idle_timeout_seconds = 30;                   // an idle keep-alive connection is closed after

@@ -1,0 +1,144 @@
+"""Prometheus metrics: /metrics on the HTTP port and on --metrics-port, scraped by a real
+Prometheus server (Debian's `prometheus`) and read back through its query API."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+
+import requests
+
+import slipway_testlib as lib
+
+N_OK = 37
+N_BAD = 5
+
+
+def parse_metrics(text: str) -> dict:
+    """{(name, frozenset(labels)): value} from the text format (enough for our own output)."""
+    out = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        head, value = line.rsplit(" ", 1)
+        if "{" in head:
+            name, rest = head.split("{", 1)
+            labels = []
+            for part in rest.rstrip("}").split('",'):
+                k, v = part.split("=", 1)
+                labels.append((k, v.strip('"')))
+            out[(name, frozenset(labels))] = float(value)
+        else:
+            out[(head, frozenset())] = float(value)
+    return out
+
+
+def sample(metrics: dict, name: str, **labels) -> float:
+    return metrics[(name, frozenset(labels.items()))]
+
+
+def _traffic(srv):
+    req = {"inputs": [{"name": "features", "datatype": "FP32", "shape": [1, 30], "data": [0.5] * 30}]}
+    with requests.Session() as s:
+        for _ in range(N_OK):
+            assert s.post(srv.http_url + "/v2/models/breast_cancer/infer", json=req, timeout=30).ok
+        bad = {"inputs": [{"name": "features", "datatype": "FP32", "shape": [1, 29], "data": [0.5] * 29}]}
+        for _ in range(N_BAD):
+            assert s.post(srv.http_url + "/v2/models/breast_cancer/infer", json=bad,
+                          timeout=30).status_code == 400
+
+
+def test_metrics_endpoint_counts_requests(tmp_path):
+    srv = lib.start_live(lib.make_repository(tmp_path, ["breast_cancer", "image_cnn"]),
+                         log_dir=tmp_path)
+    try:
+        _traffic(srv)
+        r = requests.get(f"http://127.0.0.1:{srv.metrics_port}/metrics", timeout=10)
+        assert r.status_code == 200
+        assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        m = parse_metrics(r.text)
+        bc = {"model": "breast_cancer", "version": "1"}
+        assert sample(m, "nv_inference_request_success", **bc) == N_OK
+        assert sample(m, "nv_inference_count", **bc) == N_OK
+        assert 1 <= sample(m, "nv_inference_exec_count", **bc) <= N_OK
+        assert sample(m, "slipway_request_duration_seconds_count", **bc) == N_OK
+        assert sample(m, "slipway_request_duration_seconds_bucket", le="+Inf", **bc) == N_OK
+        assert sample(m, "slipway_batch_size_count", **bc) == sample(m, "nv_inference_exec_count", **bc)
+        assert sample(m, "nv_inference_request_success", model="image_cnn", version="1") == 0
+        assert sample(m, "nv_model_load_duration_secs", **bc) > 0
+        assert sample(m, "slipway_model_instances", **bc) >= 1
+        assert sample(m, "process_resident_memory_bytes") > 1e6
+        assert sample(m, "process_open_fds") > 3
+        # the metrics port serves nothing else; the HTTP port serves /metrics too
+        assert requests.get(f"http://127.0.0.1:{srv.metrics_port}/v2/health/live",
+                            timeout=10).status_code == 404
+        assert requests.post(f"http://127.0.0.1:{srv.metrics_port}/metrics", timeout=10).status_code == 405
+        m2 = parse_metrics(requests.get(srv.http_url + "/metrics", timeout=10).text)
+        assert sample(m2, "nv_inference_request_success", **bc) == N_OK
+    finally:
+        lib.stop_ok(srv)
+
+
+def test_failures_counted_by_reason(tmp_path):
+    repo = lib.make_repository(tmp_path, ["breast_cancer"])
+    srv = lib.start_live(repo, log_dir=tmp_path)
+    try:
+        req = {"inputs": [{"name": "features", "datatype": "FP32", "shape": [1, 30], "data": [0.5] * 30}],
+               "parameters": {"priority": 7}}
+        for _ in range(3):
+            assert requests.post(srv.http_url + "/v2/models/breast_cancer/infer", json=req,
+                                 timeout=30).status_code == 400
+        m = parse_metrics(requests.get(srv.http_url + "/metrics", timeout=10).text)
+        assert sample(m, "nv_inference_request_failure", model="breast_cancer", version="1",
+                      reason="OTHER") == 3
+    finally:
+        lib.stop_ok(srv)
+
+
+def test_prometheus_scrapes_and_counts_match(tmp_path):
+    prometheus = shutil.which("prometheus")
+    assert prometheus, "Debian's prometheus is installed by scripts/setup.sh"
+    srv = lib.start_live(lib.make_repository(tmp_path, ["breast_cancer"]), log_dir=tmp_path)
+    prom_port = lib.free_port()
+    config = tmp_path / "prometheus.yml"
+    config.write_text(f"""global:
+  scrape_interval: 1s
+scrape_configs:
+  - job_name: slipway
+    static_configs:
+      - targets: ['127.0.0.1:{srv.metrics_port}']
+""")
+    log = open(tmp_path / "prometheus.log", "wb")
+    prom = subprocess.Popen([prometheus, f"--config.file={config}",
+                             f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                             f"--web.listen-address=127.0.0.1:{prom_port}"],
+                            stdout=log, stderr=subprocess.STDOUT)
+    try:
+        _traffic(srv)
+        api = f"http://127.0.0.1:{prom_port}/api/v1/query"
+        query = 'nv_inference_request_success{model="breast_cancer",version="1"}'
+        deadline = time.monotonic() + 60
+        value = None
+        while time.monotonic() < deadline:
+            try:
+                r = requests.get(api, params={"query": query}, timeout=5).json()
+                result = r["data"]["result"]
+                if result:
+                    value = float(result[0]["value"][1])
+                    if value == N_OK:
+                        break
+            except (requests.RequestException, KeyError, ValueError):
+                pass
+            time.sleep(0.5)
+        assert value == N_OK, (value, (tmp_path / "prometheus.log").read_text()[-2000:])
+        r = requests.get(api, params={"query": 'slipway_request_duration_seconds_count{model="breast_cancer"}'},
+                         timeout=5).json()
+        assert float(r["data"]["result"][0]["value"][1]) == N_OK
+        r = requests.get(api, params={"query": 'up{job="slipway"}'}, timeout=5).json()
+        assert r["data"]["result"][0]["value"][1] == "1"
+    finally:
+        prom.terminate()
+        prom.wait(timeout=30)
+        log.close()
+        lib.stop_ok(srv)
