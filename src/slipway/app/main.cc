@@ -67,6 +67,22 @@ int main(int argc, char** argv) {
                     "before, before it drains")
       ->capture_default_str()
       ->check(CLI::Range(0, 600000));
+  serve->add_option("--access-log", opts.access_log,
+                    "Write one JSON line per request to this file, or 'stderr'");
+  serve->add_option("--payload-log-dir", opts.payload_log_dir,
+                    "Log a sample of requests' inputs and outputs as JSON lines in this folder");
+  serve->add_option("--payload-log-sample", opts.payload_log_sample,
+                    "Share of successful requests whose payloads are logged")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
+  serve->add_option("--payload-log-file-mb", opts.payload_log_file_mb,
+                    "A payload file rotates past this size (MiB)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1 << 20));
+  serve->add_option("--payload-log-files", opts.payload_log_files,
+                    "Rotated payload files kept besides the current one")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 100000));
   serve->add_option("--metrics-port", opts.metrics_port,
                     "Port serving only GET /metrics for Prometheus (0 picks a free one, -1 none; "
                     "the HTTP port serves /metrics too)")

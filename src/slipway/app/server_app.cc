@@ -20,6 +20,7 @@
 #include "slipway/routing/deployment_store.h"
 #include "slipway/monitoring/feedback_tracker.h"
 #include "slipway/monitoring/metrics_exporter.h"
+#include "slipway/monitoring/request_log.h"
 #include "slipway/routing/router.h"
 #include "slipway/serving/serving_core.h"
 
@@ -120,8 +121,20 @@ int RunServe(const ServeOptions& options) {
   }
   router = router_owner->get();
   // Outermost link: gives every answer an id and remembers predictions for fed-back truth.
+  monitoring::RequestLogger::Options lo;
+  lo.inner = router;
+  lo.access_log = options.access_log;
+  lo.payload_dir = options.payload_log_dir;
+  lo.payload_sample = options.payload_log_sample;
+  lo.payload_file_bytes = static_cast<uint64_t>(options.payload_log_file_mb) << 20;
+  lo.payload_files = options.payload_log_files;
+  auto logger = monitoring::RequestLogger::Create(lo);
+  if (!logger.ok()) {
+    spdlog::critical("{}", logger.status().message());
+    return 2;
+  }
   monitoring::FeedbackTracker::Options fo;
-  fo.inner = router;
+  fo.inner = logger->get();
   auto tracker = monitoring::FeedbackTracker::Create(fo);
   if (!tracker.ok()) {
     spdlog::critical("{}", tracker.status().message());

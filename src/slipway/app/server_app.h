@@ -27,6 +27,11 @@ struct ServeOptions {
   // The deployment record (SQLite); "" means MODEL_REPOSITORY/.slipway/deployments.db.
   std::string state_db;
   int version_retire_grace_ms = 1000;
+  std::string access_log;          // file, "stderr", or "" for none
+  std::string payload_log_dir;     // "" for none
+  double payload_log_sample = 0.01;
+  int payload_log_file_mb = 64;
+  int payload_log_files = 10;
   int metrics_port = 8002;  // a listener for GET /metrics only; -1: none (the HTTP port has it too)
 };
 

@@ -42,6 +42,13 @@ struct InferResponse {
   int64_t model_version = 0;
   std::string id;
   std::vector<Tensor> outputs;
+  // Filled on the way back for logs and metrics: time spent queued and computing, rows in the
+  // executed batch, and how the version was chosen ("named", "stable", "split", "sticky",
+  // "canary", or "latest" when no routing applies).
+  uint64_t queue_ns = 0;
+  uint64_t compute_ns = 0;
+  int64_t batch_rows = 0;
+  std::string route;
 };
 
 using InferCallback = std::function<void(Result<InferResponse>)>;

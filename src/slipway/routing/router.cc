@@ -319,18 +319,34 @@ void Router::ApplyConfig(const std::string& model) {
 
 void Router::Infer(core::InferRequest request, core::InferCallback done) {
   auto state = Find(request.model_name);
-  if (state == nullptr) return inner_->Infer(std::move(request), std::move(done));
+  if (state == nullptr) {
+    const char* route = request.model_version != 0 ? "named" : "latest";
+    return inner_->Infer(std::move(request), [route, done = std::move(done)](
+                                                 Result<core::InferResponse> result) {
+      if (result.ok()) result->route = route;
+      done(std::move(result));
+    });
+  }
   const std::string& model = request.model_name;
   int64_t chosen = request.model_version;
+  const char* route = "named";
   if (chosen == 0) {
+    route = "latest";
     if (!state->split.empty()) {
       const std::string key = RoutingKey(request);
       const double point = key.empty() ? Uniform() : KeyPoint(key);
       chosen = ChooseVersion(state->split, point, [&](int64_t v) { return Ready(model, v); });
+      if (chosen != 0) route = key.empty() ? "split" : "sticky";
+      if (chosen != 0 && state->rollout.state == "running" && chosen == state->rollout.candidate) {
+        route = "canary";
+      }
     }
     if (chosen == 0) {
       auto it = state->labels.find("stable");
-      if (it != state->labels.end() && Ready(model, it->second)) chosen = it->second;
+      if (it != state->labels.end() && Ready(model, it->second)) {
+        chosen = it->second;
+        route = "stable";
+      }
     }
   }
   // A shadow copy: the configured shadow, or during a rollout a share of the candidate's
@@ -356,10 +372,11 @@ void Router::Infer(core::InferRequest request, core::InferCallback done) {
   }
   const auto start = Clock::now();
   std::shared_ptr<TrafficMeter> meter = state->meter;
-  inner_->Infer(std::move(request), [meter, start, comparison, chosen, done = std::move(done)](
-                                        Result<core::InferResponse> result) {
+  inner_->Infer(std::move(request), [meter, start, comparison, chosen, route,
+                                     done = std::move(done)](Result<core::InferResponse> result) {
     const double ms = MsSince(start);
     if (result.ok()) {
+      result->route = route;
       meter->RecordRequest(result->model_version, false, ms);
       if (comparison) {
         comparison->primary_version = result->model_version;

@@ -45,6 +45,9 @@ struct DynamicBatcher::State {
       return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(d).count());
     };
     --in_flight;
+    if (result.ok()) {
+      result->queue_ns = ns((started > item.enqueued ? started : item.enqueued) - item.enqueued);
+    }
     stats.RecordRequest(result.ok() ? core::StatusCode::kOk : result.status().code(),
                         ns(now - item.enqueued),
                         ns((started > item.enqueued ? started : item.enqueued) - item.enqueued));
@@ -192,6 +195,11 @@ void DynamicBatcher::State::Execute(backend::ModelInstance* instance,
   for (const auto& p : live) rows_total += static_cast<uint64_t>(p.batch);
   stats.RecordExecution(rows_total, ns(merged - started), ns(executed - merged), ns(split - executed),
                         live.size());
+  for (auto& answer : answers) {
+    if (!answer.ok()) continue;
+    answer->compute_ns = ns(split - started);
+    answer->batch_rows = static_cast<int64_t>(rows_total);
+  }
   for (size_t i = 0; i < live.size(); ++i) Answer(live[i], std::move(answers[i]), started);
 }
 

@@ -1,0 +1,272 @@
+#include "slipway/monitoring/request_log.h"
+
+#include <chrono>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <random>
+#include <vector>
+
+#include "slipway/core/json_writer.h"
+
+namespace slipway::monitoring {
+
+namespace fs = std::filesystem;
+using core::Result;
+using core::Status;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string NowIso() {
+  const auto now = std::chrono::system_clock::now();
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
+  const std::time_t secs = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                static_cast<int>(ms % 1000));
+  return buf;
+}
+
+template <typename T>
+void Values(core::JsonWriter& w, std::string_view bytes) {
+  for (size_t i = 0; i + sizeof(T) <= bytes.size(); i += sizeof(T)) {
+    T v;
+    std::memcpy(&v, bytes.data() + i, sizeof(T));
+    if constexpr (std::is_same_v<T, float>) {
+      w.Float(v);
+    } else if constexpr (std::is_same_v<T, double>) {
+      w.Double(v);
+    } else if constexpr (std::is_same_v<T, bool>) {
+      w.Bool(v);
+    } else if constexpr (std::is_signed_v<T>) {
+      w.Int(static_cast<int64_t>(v));
+    } else {
+      w.Uint(static_cast<uint64_t>(v));
+    }
+  }
+}
+
+void TensorJson(core::JsonWriter& w, const core::Tensor& t) {
+  using core::DataType;
+  w.Key(t.name());
+  w.StartObject();
+  w.Key("datatype");
+  w.String(core::DataTypeName(t.type()));
+  w.Key("shape");
+  w.StartArray();
+  for (int64_t d : t.shape()) w.Int(d);
+  w.EndArray();
+  w.Key("data");
+  w.StartArray();
+  const auto b = t.bytes();
+  switch (t.type()) {
+    case DataType::kBool: Values<bool>(w, b); break;
+    case DataType::kInt8: Values<int8_t>(w, b); break;
+    case DataType::kInt16: Values<int16_t>(w, b); break;
+    case DataType::kInt32: Values<int32_t>(w, b); break;
+    case DataType::kInt64: Values<int64_t>(w, b); break;
+    case DataType::kUint8: Values<uint8_t>(w, b); break;
+    case DataType::kUint16: Values<uint16_t>(w, b); break;
+    case DataType::kUint32: Values<uint32_t>(w, b); break;
+    case DataType::kUint64: Values<uint64_t>(w, b); break;
+    case DataType::kFp32: Values<float>(w, b); break;
+    case DataType::kFp64: Values<double>(w, b); break;
+    case DataType::kBytes:
+      for (std::string_view e : core::SplitBytesElements(b)) w.String(e);
+      break;
+    default: break;  // FP16 / BF16: shape and datatype only
+  }
+  w.EndArray();
+  w.EndObject();
+}
+
+double Ms(uint64_t ns) { return static_cast<double>(ns) / 1e6; }
+
+}  // namespace
+
+Result<std::unique_ptr<RequestLogger>> RequestLogger::Create(Options options) {
+  if (options.inner == nullptr) return Status::InvalidArgument("RequestLogger needs an inner service");
+  if (options.payload_sample < 0 || options.payload_sample > 1) {
+    return Status::InvalidArgument("the payload sample share must be within 0..1");
+  }
+  auto logger = std::unique_ptr<RequestLogger>(new RequestLogger(std::move(options)));
+  RETURN_IF_ERROR(logger->Open());
+  logger->writer_ = std::thread([l = logger.get()] { l->WriterLoop(); });
+  return logger;
+}
+
+Status RequestLogger::Open() {
+  if (options_.access_log == "stderr") {
+    access_ = stderr;
+  } else if (!options_.access_log.empty()) {
+    access_ = std::fopen(options_.access_log.c_str(), "a");
+    if (access_ == nullptr) {
+      return Status::InvalidArgument("cannot open the access log '" + options_.access_log +
+                                     "': " + std::strerror(errno));
+    }
+  }
+  if (!options_.payload_dir.empty()) {
+    std::error_code ec;
+    fs::create_directories(options_.payload_dir, ec);
+    const auto path = fs::path(options_.payload_dir) / "payloads.jsonl";
+    payload_ = std::fopen(path.c_str(), "a");
+    if (payload_ == nullptr) {
+      return Status::InvalidArgument("cannot open the payload log '" + path.string() +
+                                     "': " + std::strerror(errno));
+    }
+    payload_bytes_ = static_cast<uint64_t>(fs::file_size(path, ec));
+  }
+  return Status::Ok();
+}
+
+RequestLogger::~RequestLogger() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (writer_.joinable()) writer_.join();
+  if (access_ != nullptr && access_ != stderr) std::fclose(access_);
+  if (payload_ != nullptr) std::fclose(payload_);
+}
+
+void RequestLogger::Enqueue(bool payload, std::string text) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (queue_.size() >= options_.queue_lines) {
+      ++dropped_;
+      return;
+    }
+    queue_.push_back({payload, std::move(text)});
+  }
+  cv_.notify_one();
+}
+
+void RequestLogger::WritePayload(const std::string& text) {
+  if (payload_bytes_ > 0 && payload_bytes_ + text.size() > options_.payload_file_bytes) {
+    std::fclose(payload_);
+    const fs::path dir(options_.payload_dir);
+    // payloads.jsonl -> payloads.1.jsonl -> payloads.2.jsonl ...; the oldest is removed.
+    std::error_code ec;
+    fs::remove(dir / ("payloads." + std::to_string(options_.payload_files) + ".jsonl"), ec);
+    for (int i = options_.payload_files - 1; i >= 1; --i) {
+      fs::rename(dir / ("payloads." + std::to_string(i) + ".jsonl"),
+                 dir / ("payloads." + std::to_string(i + 1) + ".jsonl"), ec);
+    }
+    if (options_.payload_files > 0) {
+      fs::rename(dir / "payloads.jsonl", dir / "payloads.1.jsonl", ec);
+    } else {
+      fs::remove(dir / "payloads.jsonl", ec);
+    }
+    payload_ = std::fopen((dir / "payloads.jsonl").c_str(), "a");
+    payload_bytes_ = 0;
+    if (payload_ == nullptr) return;
+  }
+  std::fwrite(text.data(), 1, text.size(), payload_);
+  payload_bytes_ += text.size();
+}
+
+void RequestLogger::WriterLoop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (true) {
+    cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+    if (queue_.empty() && stopping_) break;
+    std::deque<Line> lines;
+    lines.swap(queue_);
+    lock.unlock();
+    for (const Line& line : lines) {
+      if (line.payload) {
+        if (payload_ != nullptr) WritePayload(line.text);
+      } else if (access_ != nullptr) {
+        std::fwrite(line.text.data(), 1, line.text.size(), access_);
+      }
+    }
+    if (access_ != nullptr) std::fflush(access_);
+    if (payload_ != nullptr) std::fflush(payload_);
+    lock.lock();
+  }
+}
+
+void RequestLogger::Infer(core::InferRequest request, core::InferCallback done) {
+  if (access_ == nullptr && payload_ == nullptr) {
+    return inner_->Infer(std::move(request), std::move(done));
+  }
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  const bool sample = payload_ != nullptr &&
+                      std::uniform_real_distribution<double>(0, 1)(rng) < options_.payload_sample;
+  const auto start = Clock::now();
+  // The inputs still borrow the frontend's buffer when the answer arrives, so a sampled request
+  // keeps a view of them (not a copy) for the callback.
+  std::shared_ptr<const std::vector<core::Tensor>> inputs;
+  if (sample) inputs = std::make_shared<const std::vector<core::Tensor>>(request.inputs);
+  std::string model = request.model_name;
+  std::string id = request.id;
+  const int64_t asked = request.model_version;
+  inner_->Infer(std::move(request), [this, start, inputs, model = std::move(model),
+                                     id = std::move(id), asked,
+                                     done = std::move(done)](Result<core::InferResponse> result) {
+    const uint64_t total_ns = static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start).count());
+    const std::string time = NowIso();
+    if (access_ != nullptr) {
+      core::JsonWriter w;
+      w.StartObject();
+      w.Key("time");
+      w.String(time);
+      w.Key("id");
+      w.String(result.ok() ? result->id : id);
+      w.Key("model");
+      w.String(model);
+      w.Key("version");
+      w.Int(result.ok() ? result->model_version : asked);
+      w.Key("route");
+      w.String(result.ok() ? result->route : "");
+      w.Key("status");
+      w.String(result.ok() ? "OK" : core::StatusCodeName(result.status().code()));
+      if (!result.ok()) {
+        w.Key("error");
+        w.String(result.status().message());
+      }
+      w.Key("total_ms");
+      w.Double(Ms(total_ns));
+      w.Key("queue_ms");
+      w.Double(result.ok() ? Ms(result->queue_ns) : 0.0);
+      w.Key("compute_ms");
+      w.Double(result.ok() ? Ms(result->compute_ns) : 0.0);
+      w.Key("batch_rows");
+      w.Int(result.ok() ? result->batch_rows : 0);
+      w.EndObject();
+      Enqueue(false, w.Take() + "\n");
+    }
+    if (inputs && result.ok()) {
+      core::JsonWriter w;
+      w.StartObject();
+      w.Key("time");
+      w.String(time);
+      w.Key("id");
+      w.String(result->id);
+      w.Key("model");
+      w.String(model);
+      w.Key("version");
+      w.Int(result->model_version);
+      w.Key("inputs");
+      w.StartObject();
+      for (const auto& t : *inputs) TensorJson(w, t);
+      w.EndObject();
+      w.Key("outputs");
+      w.StartObject();
+      for (const auto& t : result->outputs) TensorJson(w, t);
+      w.EndObject();
+      w.EndObject();
+      Enqueue(true, w.Take() + "\n");
+    }
+    done(std::move(result));
+  });
+}
+
+}  // namespace slipway::monitoring

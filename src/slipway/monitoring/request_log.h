@@ -1,0 +1,85 @@
+// RequestLogger: the InferenceService link that writes the access log (one JSON line per request:
+// time, id, model, version, route, status, latencies, batch rows) and the payload log (a sampled
+// share of requests' inputs and outputs as JSON lines, in files that rotate by size: the raw
+// material of the next training set).
+//
+// Lines are handed to a writer thread through a bounded queue, so a slow disk never holds up a
+// request; when the queue is full lines are dropped and counted (dropped_lines()).
+// Thread safety: all methods are safe from any thread; Infer adds the formatting of one line to
+// the answer's callback and never blocks on I/O.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdio>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "slipway/serving/inference_service.h"
+
+namespace slipway::monitoring {
+
+class RequestLogger : public serving::InferenceService {
+ public:
+  struct Options {
+    serving::InferenceService* inner = nullptr;  // not owned
+    std::string access_log;        // a file path, "stderr", or "" for none
+    std::string payload_dir;       // folder of payloads*.jsonl, or "" for none
+    double payload_sample = 0.01;  // share of successful requests whose payloads are logged
+    uint64_t payload_file_bytes = uint64_t{64} << 20;  // a file rotates past this size
+    int payload_files = 10;        // rotated files kept besides the current one
+    size_t queue_lines = 65536;    // lines waiting for the writer beyond this are dropped
+  };
+  static core::Result<std::unique_ptr<RequestLogger>> Create(Options options);
+  ~RequestLogger() override;  // writes what is queued, then stops the writer
+
+  uint64_t dropped_lines() const { return dropped_.load(); }
+
+  void Infer(core::InferRequest request, core::InferCallback done) override;
+  bool ServerLive() const override { return inner_->ServerLive(); }
+  bool ServerReady() const override { return inner_->ServerReady(); }
+  serving::ServerMetadata GetServerMetadata() const override { return inner_->GetServerMetadata(); }
+  core::Result<bool> ModelReady(const std::string& name, int64_t version) const override {
+    return inner_->ModelReady(name, version);
+  }
+  core::Result<serving::ModelMetadata> GetModelMetadata(const std::string& name,
+                                                        int64_t version) const override {
+    return inner_->GetModelMetadata(name, version);
+  }
+  core::Result<core::ModelConfig> GetModelConfig(const std::string& name,
+                                                 int64_t version) const override {
+    return inner_->GetModelConfig(name, version);
+  }
+  core::Result<std::vector<serving::ModelStatistics>> GetModelStatistics(
+      const std::string& name, int64_t version) const override {
+    return inner_->GetModelStatistics(name, version);
+  }
+
+ private:
+  struct Line {
+    bool payload = false;
+    std::string text;
+  };
+  explicit RequestLogger(Options options) : options_(std::move(options)), inner_(options_.inner) {}
+  core::Status Open();
+  void Enqueue(bool payload, std::string text);
+  void WriterLoop();
+  void WritePayload(const std::string& text);
+
+  Options options_;
+  serving::InferenceService* inner_;
+  std::FILE* access_ = nullptr;   // owned unless it is stderr
+  std::FILE* payload_ = nullptr;  // owned
+  uint64_t payload_bytes_ = 0;    // written to the current payload file; writer thread only
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Line> queue_;  // guarded by mu_
+  bool stopping_ = false;   // guarded by mu_
+  std::atomic<uint64_t> dropped_{0};
+  std::thread writer_;
+};
+
+}  // namespace slipway::monitoring
