@@ -142,3 +142,46 @@ scrape_configs:
         prom.wait(timeout=30)
         log.close()
         lib.stop_ok(srv)
+
+
+def test_access_log_and_rotating_payload_log(tmp_path):
+    import json
+    access = tmp_path / "access.jsonl"
+    payloads = tmp_path / "payloads"
+    srv = lib.start_live(lib.make_repository(tmp_path, ["breast_cancer"]), log_dir=tmp_path,
+                         extra_args=["--access-log", str(access), "--payload-log-dir", str(payloads),
+                                     "--payload-log-sample", "1.0", "--payload-log-file-mb", "1",
+                                     "--payload-log-files", "2"])
+    try:
+        req = {"id": "a-1", "inputs": [{"name": "features", "datatype": "FP32", "shape": [1, 30],
+                                        "data": [0.25] * 30}]}
+        with requests.Session() as s:
+            assert s.post(srv.http_url + "/v2/models/breast_cancer/infer", json=req, timeout=30).ok
+            bad = {"inputs": [{"name": "features", "datatype": "FP32", "shape": [1, 30], "data": [0.25] * 30}],
+                   "parameters": {"priority": 9}}
+            assert s.post(srv.http_url + "/v2/models/breast_cancer/infer", json=bad,
+                          timeout=30).status_code == 400
+            # enough payload to rotate the 1 MiB files a few times
+            big = {"inputs": [{"name": "features", "datatype": "FP32", "shape": [64, 30],
+                               "data": [0.125] * (64 * 30)}]}
+            for _ in range(400):
+                assert s.post(srv.http_url + "/v2/models/breast_cancer/infer", json=big, timeout=30).ok
+    finally:
+        lib.stop_ok(srv)  # the writer flushes what is queued before exit
+    lines = [json.loads(line) for line in access.read_text().splitlines()]
+    assert len(lines) == 402
+    first = lines[0]
+    assert first["id"] == "a-1" and first["model"] == "breast_cancer" and first["version"] == 1
+    assert first["status"] == "OK" and first["route"] == "stable"
+    assert first["batch_rows"] >= 1 and first["total_ms"] >= first["queue_ms"] >= 0
+    failed = lines[1]
+    assert failed["status"] == "INVALID_ARGUMENT" and "priority" in failed["error"]
+    assert len(failed["id"]) == 16
+    files = sorted(p.name for p in payloads.iterdir())
+    assert files == ["payloads.1.jsonl", "payloads.2.jsonl", "payloads.jsonl"], files
+    for name in files:
+        assert (payloads / name).stat().st_size <= (1 << 20) + 200_000
+    record = json.loads((payloads / "payloads.jsonl").read_text().splitlines()[-1])
+    assert record["inputs"]["features"]["shape"] == [64, 30]
+    assert record["inputs"]["features"]["data"][:2] == [0.125, 0.125]
+    assert record["outputs"]["probabilities"]["shape"] == [64, 2]
