@@ -18,6 +18,7 @@
 #include "slipway/lifecycle/model_manager.h"
 #include "slipway/repository/model_repository.h"
 #include "slipway/routing/deployment_store.h"
+#include "slipway/monitoring/drift_monitor.h"
 #include "slipway/monitoring/feedback_tracker.h"
 #include "slipway/monitoring/metrics_exporter.h"
 #include "slipway/monitoring/request_log.h"
@@ -121,8 +122,23 @@ int RunServe(const ServeOptions& options) {
   }
   router = router_owner->get();
   // Outermost link: gives every answer an id and remembers predictions for fed-back truth.
+  monitoring::DriftMonitor::Options dmo;
+  dmo.inner = router;
+  dmo.on_drift = [](const serving::DriftReport& report, const core::ModelConfig&) {
+    std::string drifted;
+    for (const auto& f : report.features) {
+      if (f.drift) drifted += (drifted.empty() ? "" : ", ") + f.name;
+    }
+    spdlog::warn("model '{}' version {}: live data drifted ({}); retraining is suggested",
+                 report.model, report.version, drifted);
+  };
+  auto drift = monitoring::DriftMonitor::Create(dmo);
+  if (!drift.ok()) {
+    spdlog::critical("{}", drift.status().message());
+    return 2;
+  }
   monitoring::RequestLogger::Options lo;
-  lo.inner = router;
+  lo.inner = drift->get();
   lo.access_log = options.access_log;
   lo.payload_dir = options.payload_log_dir;
   lo.payload_sample = options.payload_log_sample;
@@ -148,6 +164,7 @@ int RunServe(const ServeOptions& options) {
   mo.inference = core->get();
   mo.ground_truth = tracker->get();
   mo.routing = router;
+  mo.drift = drift->get();
   auto exporter = monitoring::MetricsExporter::Create(mo);
   if (!exporter.ok()) {
     spdlog::critical("{}", exporter.status().message());
@@ -159,6 +176,7 @@ int RunServe(const ServeOptions& options) {
   http.port = options.http_port;
   http.inference = tracker->get();
   http.ground_truth = tracker->get();
+  http.drift = drift->get();
   http.admin = core->get();
   http.routing = router;
   http.max_body_bytes = options.http_max_body_bytes;

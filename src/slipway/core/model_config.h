@@ -68,8 +68,30 @@ struct FeedbackConfig {
   double min_accuracy = 0;  // below this (once the window is full) retraining is called for
 };
 
+// Drift detection: live inputs (and outputs) compared with a reference, window by window.
+struct DriftConfig {
+  bool enabled = false;
+  std::string reference_file;      // JSON lines {"inputs": {...}} or CSV, in the model's folder
+  int64_t reference_rows = 0;      // or: the first N rows served become the reference
+  int64_t window_rows = 500;       // a window is judged after this many rows...
+  double window_seconds = 0;       // ...or after this many seconds, when > 0
+  double p_value = 0.01;           // false-alarm rate per window for the whole model
+  double psi = 0.25;               // a feature whose PSI exceeds this drifts too
+  std::vector<std::string> categorical;  // features judged as categories (chi-squared)
+  int64_t max_features_per_tensor = 64;
+  bool outputs = true;             // prediction drift as well
+};
+
+// Where a call for retraining goes besides the log and the metrics.
+struct RetrainConfig {
+  std::string webhook;             // "" uses the server's --retrain-webhook
+  double min_interval_seconds = 300;
+};
+
 struct MonitoringConfig {
   FeedbackConfig feedback;
+  DriftConfig drift;
+  RetrainConfig retrain;
 };
 
 // A step of a rollout plan: the candidate gets `weight_percent` of the traffic until it has
@@ -134,6 +156,8 @@ struct ModelConfig {
   ValidationConfig validation;
   MonitoringConfig monitoring;
   RoutingConfig routing;
+  // The model's folder in the repository, for files the config names (set when it is read).
+  std::string directory;
   // Where the config came from ("config.yaml", "config.pbtxt", or "" for none), for messages.
   std::string source;
 

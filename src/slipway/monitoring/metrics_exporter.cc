@@ -150,6 +150,33 @@ std::string MetricsExporter::RenderMetrics() const {
                  running ? static_cast<double>(view->rollout.weight_percent) : 0);
     }
   }
+  if (options_.drift != nullptr) {
+    out.Family("slipway_model_drifting", "gauge", "1 when the last judged window drifted");
+    out.Family("slipway_drift_windows_total", "counter", "Windows judged for drift");
+    out.Family("slipway_drift_drifting_windows_total", "counter", "Windows judged to drift");
+    out.Family("slipway_drift_p_value", "gauge", "P-value of the last window's test per feature");
+    out.Family("slipway_drift_statistic", "gauge",
+               "Kolmogorov-Smirnov D or chi-squared statistic of the last window per feature");
+    out.Family("slipway_drift_psi", "gauge", "Population stability index of the last window");
+    out.Family("slipway_drift_detected", "gauge", "1 when the feature drifted in the last window");
+    for (const auto& name : options_.drift->DriftModels()) {
+      auto report = options_.drift->Drift(name);
+      if (!report.ok()) continue;
+      const Labels m{{"model", name}};
+      out.Sample("slipway_model_drifting", m, report->drifting ? 1 : 0);
+      out.Sample("slipway_drift_windows_total", m, static_cast<double>(report->windows));
+      out.Sample("slipway_drift_drifting_windows_total", m,
+                 static_cast<double>(report->drifting_windows));
+      for (const auto& f : report->features) {
+        const Labels l{{"model", name}, {"feature", f.name}, {"test", f.test}};
+        out.Sample("slipway_drift_p_value", l, f.p_value);
+        out.Sample("slipway_drift_statistic", l, f.statistic);
+        out.Sample("slipway_drift_psi", l, f.psi);
+        out.Sample("slipway_drift_detected", l, f.drift ? 1 : 0);
+      }
+    }
+  }
+  if (options_.extra) options_.extra(out);
   if (auto process = ReadProcessMetrics(); process.ok()) WriteProcessMetrics(*process, out);
   return out.Take();
 }

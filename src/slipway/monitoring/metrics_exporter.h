@@ -8,10 +8,13 @@
 // Thread safety: Render is safe from any thread; it takes each model's statistics lock briefly.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 
 #include "slipway/core/status.h"
+#include "slipway/monitoring/prometheus_text.h"
+#include "slipway/serving/drift_source.h"
 #include "slipway/serving/ground_truth.h"
 #include "slipway/serving/inference_service.h"
 #include "slipway/serving/metrics_source.h"
@@ -25,6 +28,9 @@ class MetricsExporter : public serving::MetricsSource {
     serving::InferenceService* inference = nullptr;  // not owned
     serving::GroundTruth* ground_truth = nullptr;    // not owned; may be null
     serving::RoutingAdmin* routing = nullptr;        // not owned; may be null
+    const serving::DriftSource* drift = nullptr;     // not owned; may be null
+    // Extra series appended by other parts (retraining triggers); may be empty.
+    std::function<void(PrometheusText&)> extra;
   };
   static core::Result<std::unique_ptr<MetricsExporter>> Create(Options options);
 

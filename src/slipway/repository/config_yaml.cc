@@ -273,7 +273,55 @@ Result<core::ModelConfig> ParseYamlNode(const YAML::Node& root, const std::strin
   if (root["warmup"]) RETURN_IF_ERROR(ParseWarmup(root["warmup"], where + " warmup", &c.warmup));
   RETURN_IF_ERROR(ParseRouting(root, where, &c.routing));
   if (const YAML::Node mon = root["monitoring"]) {
-    RETURN_IF_ERROR(CheckKeys(mon, {"feedback"}, where + " monitoring"));
+    RETURN_IF_ERROR(CheckKeys(mon, {"feedback", "drift", "retrain"}, where + " monitoring"));
+    if (const YAML::Node d = mon["drift"]) {
+      auto& dc = c.monitoring.drift;
+      dc.enabled = true;
+      if (!d.IsNull()) {
+        RETURN_IF_ERROR(CheckKeys(d,
+                                  {"reference", "window", "p_value", "psi", "categorical",
+                                   "max_features_per_tensor", "outputs"},
+                                  where + " monitoring drift"));
+        if (const YAML::Node r = d["reference"]) {
+          RETURN_IF_ERROR(CheckKeys(r, {"file", "first_rows"}, where + " monitoring drift reference"));
+          if (r["file"]) dc.reference_file = r["file"].as<std::string>();
+          if (r["first_rows"]) dc.reference_rows = r["first_rows"].as<int64_t>();
+        }
+        if (const YAML::Node w = d["window"]) {
+          RETURN_IF_ERROR(CheckKeys(w, {"rows", "seconds"}, where + " monitoring drift window"));
+          if (w["rows"]) dc.window_rows = w["rows"].as<int64_t>();
+          if (w["seconds"]) dc.window_seconds = w["seconds"].as<double>();
+        }
+        if (d["p_value"]) dc.p_value = d["p_value"].as<double>();
+        if (d["psi"]) dc.psi = d["psi"].as<double>();
+        if (d["categorical"]) dc.categorical = d["categorical"].as<std::vector<std::string>>();
+        if (d["max_features_per_tensor"]) {
+          dc.max_features_per_tensor = d["max_features_per_tensor"].as<int64_t>();
+        }
+        if (d["outputs"]) dc.outputs = d["outputs"].as<bool>();
+      }
+      if (dc.reference_file.empty() == (dc.reference_rows <= 0)) {
+        return Status::InvalidArgument(where + " monitoring drift: give exactly one reference, "
+                                       "{file: ...} or {first_rows: N}");
+      }
+      if (dc.reference_file.find("..") != std::string::npos ||
+          (!dc.reference_file.empty() && dc.reference_file[0] == '/')) {
+        return Status::InvalidArgument(where + " monitoring drift: the reference file must be "
+                                       "inside the model's folder");
+      }
+      if (dc.window_rows < 10 || dc.window_seconds < 0 || dc.p_value <= 0 || dc.p_value >= 1 ||
+          dc.psi <= 0 || dc.max_features_per_tensor < 1) {
+        return Status::InvalidArgument(where + " monitoring drift: window rows >= 10, seconds >= 0, "
+                                       "0 < p_value < 1, psi > 0, max_features_per_tensor >= 1");
+      }
+    }
+    if (const YAML::Node rt = mon["retrain"]) {
+      RETURN_IF_ERROR(CheckKeys(rt, {"webhook", "min_interval_seconds"}, where + " monitoring retrain"));
+      if (rt["webhook"]) c.monitoring.retrain.webhook = rt["webhook"].as<std::string>();
+      if (rt["min_interval_seconds"]) {
+        c.monitoring.retrain.min_interval_seconds = rt["min_interval_seconds"].as<double>();
+      }
+    }
     if (const YAML::Node fb = mon["feedback"]) {
       auto& f = c.monitoring.feedback;
       f.enabled = true;

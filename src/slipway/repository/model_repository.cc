@@ -84,6 +84,7 @@ Result<ModelSource> ModelRepository::Read(const std::string& name,
   } else {
     source.config.name = name;
   }
+  source.config.directory = dir.string();
   for (const auto& entry : fs::directory_iterator(dir, ec)) {
     int64_t v = 0;
     if (entry.is_directory() && ParseVersionFolder(entry.path().filename().string(), &v)) {

@@ -12,6 +12,7 @@
 #include "slipway/frontends/http/http_message.h"
 
 #include "slipway/serving/inference_service.h"
+#include "slipway/serving/drift_source.h"
 #include "slipway/serving/ground_truth.h"
 #include "slipway/serving/metrics_source.h"
 #include "slipway/serving/routing_admin.h"
@@ -24,6 +25,7 @@ struct RouteContext {
   serving::RoutingAdmin* routing = nullptr;  // labels, traffic, rollouts; may be null
   serving::GroundTruth* ground_truth = nullptr;  // feedback and live accuracy; may be null
   const serving::MetricsSource* metrics = nullptr;  // GET /metrics; may be null
+  const serving::DriftSource* drift = nullptr;      // GET /v2/models/{m}/drift; may be null
   bool metrics_only = false;  // a --metrics-port listener: only GET /metrics answers
 };
 
@@ -34,8 +36,8 @@ void ReplyError(HttpResponse& res, const core::Status& st);
 // Admin resources (admin_routes.cc): /v2/models/{m}/{routing,labels,traffic,rollout,promote,
 // rollback,history} and uploads at /v2/repository/models/{m}/versions[/{v}]. Returns false when
 // the path is not one of them.
-// Monitoring resources (monitoring_routes.cc): POST /v2/models/{m}/feedback and
-// GET /v2/models/{m}/accuracy. Returns false when the path is not one of them.
+// Monitoring resources (monitoring_routes.cc): POST /v2/models/{m}/feedback,
+// GET /v2/models/{m}/accuracy and GET /v2/models/{m}/drift. Returns false when the path is not one of them.
 bool MonitoringRoutes(const RouteContext& ctx, const std::vector<std::string_view>& parts,
                       const HttpRequest& req, HttpResponse& res);
 

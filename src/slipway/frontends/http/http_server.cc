@@ -39,7 +39,7 @@ class HttpServer::Impl {
   explicit Impl(HttpServerOptions options)
       : options_(std::move(options)),
         ctx_{options_.inference, options_.admin, options_.routing, options_.ground_truth,
-             options_.metrics, options_.metrics_only},
+             options_.metrics, options_.drift, options_.metrics_only},
         contexts_(MakeContexts(options_.io_threads)),
         acceptor_(*contexts_[0]) {}
 

@@ -16,6 +16,7 @@
 
 #include "slipway/core/status.h"
 #include "slipway/serving/inference_service.h"
+#include "slipway/serving/drift_source.h"
 #include "slipway/serving/ground_truth.h"
 #include "slipway/serving/metrics_source.h"
 #include "slipway/serving/routing_admin.h"
@@ -30,6 +31,7 @@ struct HttpServerOptions {
   serving::RoutingAdmin* routing = nullptr;        // not owned; may be null
   serving::GroundTruth* ground_truth = nullptr;    // not owned; may be null
   const serving::MetricsSource* metrics = nullptr; // not owned; may be null
+  const serving::DriftSource* drift = nullptr;     // not owned; may be null
   bool metrics_only = false;                       // serve GET /metrics and nothing else
   size_t max_body_bytes = size_t{64} << 20;        // after decompression; larger bodies get 413
   int io_threads = 8;                              // threads serving connections

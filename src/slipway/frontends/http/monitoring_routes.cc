@@ -61,16 +61,69 @@ Result<std::vector<serving::FeedbackItem>> DecodeFeedback(const std::string& bod
   return out;
 }
 
+std::string DriftJson(const serving::DriftReport& r) {
+  core::JsonWriter w;
+  w.StartObject();
+  w.Key("model");
+  w.String(r.model);
+  w.Key("version");
+  w.Int(r.version);
+  w.Key("reference_ready");
+  w.Bool(r.reference_ready);
+  w.Key("reference_rows");
+  w.Uint(r.reference_rows);
+  w.Key("window_rows");
+  w.Uint(r.window_rows);
+  w.Key("windows");
+  w.Uint(r.windows);
+  w.Key("drifting_windows");
+  w.Uint(r.drifting_windows);
+  w.Key("drifting");
+  w.Bool(r.drifting);
+  w.Key("judged_at_ms");
+  w.Int(r.judged_at_ms);
+  w.Key("features");
+  w.StartArray();
+  for (const auto& f : r.features) {
+    w.StartObject();
+    w.Key("name");
+    w.String(f.name);
+    w.Key("kind");
+    w.String(f.output ? "output" : "input");
+    w.Key("test");
+    w.String(f.test);
+    w.Key("statistic");
+    w.Double(f.statistic);
+    w.Key("p_value");
+    w.Double(f.p_value);
+    w.Key("psi");
+    w.Double(f.psi);
+    w.Key("drift");
+    w.Bool(f.drift);
+    w.EndObject();
+  }
+  w.EndArray();
+  w.EndObject();
+  return w.Take();
+}
+
 }  // namespace
 
 bool MonitoringRoutes(const RouteContext& ctx, const std::vector<std::string_view>& parts,
                       const HttpRequest& req, HttpResponse& res) {
-  if (ctx.ground_truth == nullptr || parts.size() != 4 || parts[1] != "models" ||
-      (parts[3] != "feedback" && parts[3] != "accuracy")) {
-    return false;
-  }
+  if (parts.size() != 4 || parts[1] != "models") return false;
   const std::string model(parts[2]);
   core::JsonWriter w;
+  if (parts[3] == "drift" && ctx.drift != nullptr) {
+    if (req.method != "GET") return Reply(res, 405, ErrorJson("Method Not Allowed")), true;
+    auto report = ctx.drift->Drift(model);
+    if (!report.ok()) return ReplyError(res, report.status()), true;
+    Reply(res, 200, DriftJson(*report));
+    return true;
+  }
+  if (ctx.ground_truth == nullptr || (parts[3] != "feedback" && parts[3] != "accuracy")) {
+    return false;
+  }
   if (parts[3] == "feedback") {
     if (req.method != "POST") return Reply(res, 405, ErrorJson("Method Not Allowed")), true;
     auto items = DecodeFeedback(req.body);

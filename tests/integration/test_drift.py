@@ -1,0 +1,107 @@
+"""Drift detection end to end: a model with `monitoring: drift` in its config, live traffic drawn
+from the reference distribution (not flagged) or shifted in one feature (flagged, naming it),
+read back at /v2/models/<m>/drift and in /metrics."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import requests
+
+import slipway_testlib as lib
+from test_rollout import make_repo
+
+WINDOW = 200
+
+
+def drift(url, model="scale"):
+    r = requests.get(f"{url}/v2/models/{model}/drift", timeout=10)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def send_rows(url, rows: np.ndarray, batch=50):
+    with requests.Session() as s:
+        for i in range(0, len(rows), batch):
+            part = rows[i:i + batch]
+            body = {"inputs": [{"name": "x", "datatype": "FP32", "shape": list(part.shape),
+                                "data": part.reshape(-1).tolist()}]}
+            assert s.post(url + "/v2/models/scale/infer", json=body, timeout=30).ok
+
+
+def wait_windows(url, n, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        d = drift(url)
+        if d["windows"] >= n:
+            return d
+        time.sleep(0.1)
+    raise AssertionError(f"only {drift(url)['windows']} windows judged")
+
+
+def test_reference_file_shift_is_flagged_and_named(tmp_path):
+    rng = np.random.default_rng(11)
+    config = (f"max_batch_size: 64\nmonitoring:\n  drift:\n    reference: {{file: reference.jsonl}}\n"
+              f"    window: {{rows: {WINDOW}}}\n    p_value: 0.01\n")
+    repo = make_repo(tmp_path, config=config)
+    ref = rng.normal(0, 1, size=(600, 4))
+    (repo / "scale" / "reference.jsonl").write_text(
+        "\n".join(json.dumps({"inputs": {"x": row.tolist()}}) for row in ref) + "\n")
+    srv = lib.start_live(repo, log_dir=tmp_path)
+    try:
+        send_rows(srv.http_url, rng.normal(0, 1, size=(WINDOW * 5, 4)))
+        d = wait_windows(srv.http_url, 5)
+        assert d["reference_rows"] == 600 and d["reference_ready"]
+        assert d["drifting_windows"] <= 1, d
+        names = {f["name"] for f in d["features"]}
+        assert names == {"x[0]", "x[1]", "x[2]", "x[3]", "y[0]", "y[1]", "y[2]", "y[3]"}
+        assert all(f["test"] == "ks" for f in d["features"])
+        # feature 2 shifts by one standard deviation
+        shifted = rng.normal(0, 1, size=(WINDOW, 4))
+        shifted[:, 2] += 1.0
+        send_rows(srv.http_url, shifted)
+        d = wait_windows(srv.http_url, 6)
+        assert d["drifting"], d
+        flagged = {f["name"] for f in d["features"] if f["drift"]}
+        assert "x[2]" in flagged and "y[2]" in flagged, flagged
+        assert not flagged & {"x[0]", "x[1]", "x[3]"}, flagged
+        x2 = next(f for f in d["features"] if f["name"] == "x[2]")
+        assert x2["p_value"] < 1e-6 and x2["statistic"] > 0.2 and x2["psi"] > 0.2
+        metrics = requests.get(srv.http_url + "/metrics", timeout=10).text
+        assert 'slipway_model_drifting{model="scale"} 1' in metrics
+        assert 'slipway_drift_detected{model="scale",feature="x[2]",test="ks"} 1' in metrics
+        assert "live data drifted (x[2], y[2])" in srv.log()
+        # models without drift detection say so
+        r = requests.get(srv.http_url + "/v2/models/nope/drift", timeout=10)
+        assert r.status_code == 404
+    finally:
+        lib.stop_ok(srv)
+
+
+def test_first_rows_reference_and_categorical_feature(tmp_path):
+    rng = np.random.default_rng(3)
+    config = ("max_batch_size: 64\nmonitoring:\n  drift:\n    reference: {first_rows: 300}\n"
+              "    window: {rows: 100}\n    categorical: ['x[3]']\n    outputs: false\n")
+    repo = make_repo(tmp_path, config=config)
+    srv = lib.start_live(repo, log_dir=tmp_path)
+    try:
+        def rows(n, p):
+            r = rng.normal(0, 1, size=(n, 4))
+            r[:, 3] = rng.choice([0.0, 1.0, 2.0], size=n, p=p)
+            return r
+        send_rows(srv.http_url, rows(300, [0.6, 0.3, 0.1]))
+        d = drift(srv.http_url)
+        assert d["reference_ready"] and d["windows"] == 0
+        send_rows(srv.http_url, rows(100, [0.6, 0.3, 0.1]))
+        d = wait_windows(srv.http_url, 1)
+        cat = next(f for f in d["features"] if f["name"] == "x[3]")
+        assert cat["test"] == "chi2" and not cat["drift"]
+        send_rows(srv.http_url, rows(100, [0.1, 0.3, 0.6]))
+        d = wait_windows(srv.http_url, 2)
+        cat = next(f for f in d["features"] if f["name"] == "x[3]")
+        assert cat["drift"] and cat["p_value"] < 1e-6, cat
+        assert {f["name"] for f in d["features"]} == {"x[0]", "x[1]", "x[2]", "x[3]"}
+    finally:
+        lib.stop_ok(srv)
