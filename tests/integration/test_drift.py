@@ -105,3 +105,121 @@ def test_first_rows_reference_and_categorical_feature(tmp_path):
         assert {f["name"] for f in d["features"]} == {"x[0]", "x[1]", "x[2]", "x[3]"}
     finally:
         lib.stop_ok(srv)
+
+
+class Listener:
+    """A small HTTP server on loopback that records the JSON bodies POSTed to it."""
+
+    def __init__(self):
+        import http.server
+        import threading
+        self.bodies = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length", "0"))
+                outer.bodies.append((self.path, self.headers.get("Content-Type"),
+                                     json.loads(self.rfile.read(n))))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _drift_repo(tmp_path, extra=""):
+    rng = np.random.default_rng(5)
+    config = (f"max_batch_size: 64\nmonitoring:\n  drift:\n    reference: {{file: reference.jsonl}}\n"
+              f"    window: {{rows: {WINDOW}}}\n{extra}")
+    repo = make_repo(tmp_path, config=config)
+    ref = rng.normal(0, 1, size=(600, 4))
+    (repo / "scale" / "reference.jsonl").write_text(
+        "\n".join(json.dumps({"inputs": {"x": row.tolist()}}) for row in ref) + "\n")
+    return repo, rng
+
+
+def test_drift_calls_the_retraining_webhook(tmp_path):
+    listener = Listener()
+    repo, rng = _drift_repo(tmp_path)
+    payloads = tmp_path / "payloads"
+    srv = lib.start_live(repo, log_dir=tmp_path,
+                         extra_args=["--retrain-webhook", f"http://127.0.0.1:{listener.port}/retrain",
+                                     "--payload-log-dir", str(payloads)])
+    try:
+        shifted = rng.normal(0, 1, size=(WINDOW, 4))
+        shifted[:, 2] += 1.0
+        send_rows(srv.http_url, shifted)
+        deadline = time.monotonic() + 30
+        while not listener.bodies and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert listener.bodies, srv.log()[-2000:]
+        path, ctype, body = listener.bodies[0]
+        assert path == "/retrain" and ctype == "application/json"
+        assert body["event"] == "retraining_suggested" and body["reason"] == "drift"
+        assert body["model"] == "scale" and body["version"] == 1
+        assert "x[2]" in body["drifted_features"] and "x[0]" not in body["drifted_features"]
+        stats = {s["feature"]: s for s in body["statistics"]}
+        assert stats["x[2]"]["drift"] and stats["x[2]"]["p_value"] < 1e-6
+        assert body["payload_log"] == str(payloads)
+        # a second drifting window within the rate limit does not post again
+        send_rows(srv.http_url, shifted)
+        wait_windows(srv.http_url, 2)
+        time.sleep(1)
+        assert len(listener.bodies) == 1
+        metrics = requests.get(srv.http_url + "/metrics", timeout=10).text
+        assert 'slipway_retrain_triggers_total{model="scale",reason="drift"} 2' in metrics
+    finally:
+        lib.stop_ok(srv)
+        listener.close()
+
+
+def test_dead_webhook_leaves_serving_untouched(tmp_path):
+    repo, rng = _drift_repo(tmp_path, "  retrain: {webhook: 'http://127.0.0.1:%d/x'}\n" % lib.free_port())
+    srv = lib.start_live(repo, log_dir=tmp_path)
+    try:
+        shifted = rng.normal(0, 1, size=(WINDOW * 3, 4))
+        shifted[:, 2] += 1.0
+        send_rows(srv.http_url, shifted)
+        d = wait_windows(srv.http_url, 3)
+        assert d["drifting_windows"] == 3
+        # serving goes on normally while the webhook keeps failing
+        send_rows(srv.http_url, rng.normal(0, 1, size=(100, 4)))
+        assert requests.get(srv.http_url + "/v2/health/ready", timeout=10).status_code == 200
+    finally:
+        lib.stop_ok(srv)
+
+
+def test_low_live_accuracy_calls_the_webhook(tmp_path):
+    listener = Listener()
+    config = "max_batch_size: 8\nmonitoring:\n  feedback: {output: y, window: 10, min_accuracy: 0.9}\n"
+    repo = make_repo(tmp_path, config=config)
+    srv = lib.start_live(repo, log_dir=tmp_path,
+                         extra_args=["--retrain-webhook", f"http://127.0.0.1:{listener.port}/acc"])
+    try:
+        body = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}
+        items = []
+        with requests.Session() as s:
+            for _ in range(10):
+                items.append({"id": s.post(srv.http_url + "/v2/models/scale/infer", json=body,
+                                           timeout=30).json()["id"], "truth": 0})
+            assert s.post(srv.http_url + "/v2/models/scale/feedback", json={"items": items},
+                          timeout=30).json()["applied"] == 10
+        deadline = time.monotonic() + 30
+        while not listener.bodies and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert listener.bodies
+        _, _, sent = listener.bodies[0]
+        assert sent["reason"] == "accuracy" and sent["accuracy"] == 0 and sent["min_accuracy"] == 0.9
+    finally:
+        lib.stop_ok(srv)
+        listener.close()

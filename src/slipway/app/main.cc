@@ -83,6 +83,9 @@ int main(int argc, char** argv) {
                     "Rotated payload files kept besides the current one")
       ->capture_default_str()
       ->check(CLI::Range(0, 100000));
+  serve->add_option("--retrain-webhook", opts.retrain_webhook,
+                    "http:// URL that gets a JSON POST when a model drifts or its live accuracy "
+                    "falls (a model's monitoring.retrain.webhook overrides it)");
   serve->add_option("--metrics-port", opts.metrics_port,
                     "Port serving only GET /metrics for Prometheus (0 picks a free one, -1 none; "
                     "the HTTP port serves /metrics too)")

@@ -22,6 +22,7 @@
 #include "slipway/monitoring/feedback_tracker.h"
 #include "slipway/monitoring/metrics_exporter.h"
 #include "slipway/monitoring/request_log.h"
+#include "slipway/monitoring/retrain_trigger.h"
 #include "slipway/routing/router.h"
 #include "slipway/serving/serving_core.h"
 
@@ -122,15 +123,19 @@ int RunServe(const ServeOptions& options) {
   }
   router = router_owner->get();
   // Outermost link: gives every answer an id and remembers predictions for fed-back truth.
+  monitoring::RetrainTrigger::Options rto;
+  rto.default_webhook = options.retrain_webhook;
+  rto.payload_log_dir = options.payload_log_dir;
+  auto retrain = monitoring::RetrainTrigger::Create(rto);
+  if (!retrain.ok()) {
+    spdlog::critical("--retrain-webhook: {}", retrain.status().message());
+    return 2;
+  }
   monitoring::DriftMonitor::Options dmo;
   dmo.inner = router;
-  dmo.on_drift = [](const serving::DriftReport& report, const core::ModelConfig&) {
-    std::string drifted;
-    for (const auto& f : report.features) {
-      if (f.drift) drifted += (drifted.empty() ? "" : ", ") + f.name;
-    }
-    spdlog::warn("model '{}' version {}: live data drifted ({}); retraining is suggested",
-                 report.model, report.version, drifted);
+  dmo.on_drift = [trigger = retrain->get()](const serving::DriftReport& report,
+                                            const core::ModelConfig& config) {
+    trigger->OnDrift(report, config);
   };
   auto drift = monitoring::DriftMonitor::Create(dmo);
   if (!drift.ok()) {
@@ -151,6 +156,11 @@ int RunServe(const ServeOptions& options) {
   }
   monitoring::FeedbackTracker::Options fo;
   fo.inner = logger->get();
+  fo.on_low_accuracy = [trigger = retrain->get(), core = core->get()](
+                           const std::string& model, int64_t version, double accuracy) {
+    auto config = core->GetModelConfig(model, version);
+    if (config.ok()) trigger->OnLowAccuracy(model, version, accuracy, *config);
+  };
   auto tracker = monitoring::FeedbackTracker::Create(fo);
   if (!tracker.ok()) {
     spdlog::critical("{}", tracker.status().message());
@@ -165,6 +175,9 @@ int RunServe(const ServeOptions& options) {
   mo.ground_truth = tracker->get();
   mo.routing = router;
   mo.drift = drift->get();
+  mo.extra = [trigger = retrain->get()](monitoring::PrometheusText& out) {
+    trigger->WriteMetrics(out);
+  };
   auto exporter = monitoring::MetricsExporter::Create(mo);
   if (!exporter.ok()) {
     spdlog::critical("{}", exporter.status().message());

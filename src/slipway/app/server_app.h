@@ -32,6 +32,7 @@ struct ServeOptions {
   double payload_log_sample = 0.01;
   int payload_log_file_mb = 64;
   int payload_log_files = 10;
+  std::string retrain_webhook;  // POSTed to when a model should be retrained; "" for none
   int metrics_port = 8002;  // a listener for GET /metrics only; -1: none (the HTTP port has it too)
 };
 

@@ -44,6 +44,7 @@ FeedbackTracker::Settings FeedbackTracker::SettingsFor(const std::string& model)
     s.output = config->monitoring.feedback.output;
     if (s.output.empty() && !config->outputs.empty()) s.output = config->outputs.front().name;
     s.window = static_cast<size_t>(config->monitoring.feedback.window);
+    s.min_accuracy = config->monitoring.feedback.min_accuracy;
   }
   std::lock_guard<std::mutex> lock(settings_mu_);
   settings_[model] = s;
@@ -89,14 +90,16 @@ void FeedbackTracker::Infer(core::InferRequest request, core::InferCallback done
 
 Result<serving::FeedbackResult> FeedbackTracker::Feedback(
     const std::string& model, const std::vector<serving::FeedbackItem>& items) {
-  if (!SettingsFor(model).enabled) {
+  const Settings settings = SettingsFor(model);
+  if (!settings.enabled) {
     auto md = inner_->GetModelMetadata(model, 0);
     if (!md.ok() && md.status().code() == core::StatusCode::kNotFound) return md.status();
     return Status::FailedPrecondition("model '" + model + "' does not collect feedback; add "
                                       "`monitoring: {feedback: {}}` to its config");
   }
   serving::FeedbackResult result;
-  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<std::pair<int64_t, double>> fell;  // versions whose window fell below the floor
+  std::unique_lock<std::mutex> lock(mu_);
   const size_t window = windows_.count(model) ? windows_[model] : 1000;
   // Check every item first: a malformed one refuses the whole call and applies nothing.
   for (const auto& item : items) {
@@ -126,7 +129,20 @@ Result<serving::FeedbackResult> FeedbackTracker::Feedback(
       ++o.total;
     }
     ++result.applied;
+    const int64_t version = it->second.version;
     tracked_.erase(it);  // one truth per answer; the id stays in order_ until it expires
+    if (settings.min_accuracy > 0 && o.classification && o.window.size() >= window) {
+      double sum = 0;
+      for (double v : o.window) sum += v;
+      const double accuracy = sum / static_cast<double>(o.window.size());
+      const bool below = accuracy < settings.min_accuracy;
+      if (below && !o.below) fell.emplace_back(version, accuracy);
+      o.below = below;
+    }
+  }
+  lock.unlock();
+  if (options_.on_low_accuracy) {
+    for (const auto& [version, accuracy] : fell) options_.on_low_accuracy(model, version, accuracy);
   }
   return result;
 }

@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -31,6 +32,9 @@ class FeedbackTracker : public serving::InferenceService, public serving::Ground
   struct Options {
     serving::InferenceService* inner = nullptr;  // not owned
     size_t max_tracked = 100000;                 // answers remembered for feedback
+    // Called (outside any lock) when a version's full window falls below the config's
+    // monitoring.feedback.min_accuracy, once per fall.
+    std::function<void(const std::string& model, int64_t version, double accuracy)> on_low_accuracy;
   };
   static core::Result<std::unique_ptr<FeedbackTracker>> Create(Options options);
 
@@ -68,6 +72,7 @@ class FeedbackTracker : public serving::InferenceService, public serving::Ground
     bool enabled = false;
     std::string output;
     size_t window = 1000;
+    double min_accuracy = 0;
     std::chrono::steady_clock::time_point fetched;
   };
   struct Tracked {
@@ -79,6 +84,7 @@ class FeedbackTracker : public serving::InferenceService, public serving::Ground
     uint64_t total = 0;
     std::deque<double> window;  // 1/0 for classification, |error| for regression
     bool classification = true;
+    bool below = false;  // the window is full and under min_accuracy
   };
 
   explicit FeedbackTracker(Options options) : options_(options), inner_(options.inner) {}
