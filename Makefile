@@ -15,7 +15,7 @@ ifdef ONNXRUNTIME_ROOT
 CMAKE_FLAGS += -DONNXRUNTIME_ROOT=$(ONNXRUNTIME_ROOT)
 endif
 
-.PHONY: setup build serve test unit integration asan tsan fuzz models bench bench-batching clean
+.PHONY: setup build serve test unit integration asan tsan fuzz models bench bench-batching bench-observability clean
 
 setup:
 	./scripts/setup.sh
@@ -64,6 +64,9 @@ test: unit integration asan tsan fuzz
 
 bench: build
 	$(PYTHON) bench/run_foundation.py --binary $(BUILD)/slipway --floor $(BUILD)/bench/ort_floor
+
+bench-observability: build
+	$(PYTHON) bench/run_observability.py --binary $(BUILD)/slipway --loadgen $(BUILD)/bench/slipway_loadgen
 
 bench-batching: build
 	./scripts/setup.sh --bench

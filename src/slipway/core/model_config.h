@@ -80,6 +80,7 @@ struct DriftConfig {
   std::vector<std::string> categorical;  // features judged as categories (chi-squared)
   int64_t max_features_per_tensor = 64;
   bool outputs = true;             // prediction drift as well
+  double sample = 1.0;             // share of requests observed (a uniform sample of the traffic)
 };
 
 // Where a call for retraining goes besides the log and the metrics.

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <random>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -161,9 +162,9 @@ DriftMonitor::~DriftMonitor() {
 std::shared_ptr<const DriftMonitor::Plan> DriftMonitor::PlanFor(const std::string& model) {
   const auto now = Clock::now();
   {
-    std::lock_guard<std::mutex> lock(plans_mu_);
-    auto it = plans_.find(model);
-    if (it != plans_.end() && now - it->second->fetched < std::chrono::seconds(1)) return it->second;
+    auto table = plans_.Load();
+    auto it = table->find(model);
+    if (it != table->end() && now - it->second->fetched < std::chrono::seconds(1)) return it->second;
   }
   auto plan = std::make_shared<Plan>();
   plan->fetched = now;
@@ -174,13 +175,18 @@ std::shared_ptr<const DriftMonitor::Plan> DriftMonitor::PlanFor(const std::strin
     plan->features = DriftFeatures(plan->config);
   }
   std::lock_guard<std::mutex> lock(plans_mu_);
-  plans_[model] = plan;
+  auto next = std::make_shared<std::map<std::string, std::shared_ptr<const Plan>>>(*plans_.Load());
+  (*next)[model] = plan;
+  plans_.Store(std::move(next));
   return plan;
 }
 
 void DriftMonitor::Infer(core::InferRequest request, core::InferCallback done) {
   auto plan = PlanFor(request.model_name);
-  if (!plan->enabled || plan->features.empty()) {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  const double sample = plan->enabled ? plan->config.monitoring.drift.sample : 0;
+  if (!plan->enabled || plan->features.empty() ||
+      (sample < 1 && std::uniform_real_distribution<double>(0, 1)(rng) >= sample)) {
     return inner_->Infer(std::move(request), std::move(done));
   }
   // The inputs borrow the frontend's buffer, which outlives the answer's callback.
@@ -193,9 +199,12 @@ void DriftMonitor::Infer(core::InferRequest request, core::InferCallback done) {
       if (batching && !inputs->empty() && !inputs->front().shape().empty()) {
         rows = inputs->front().shape()[0];
       }
-      Observation obs{result->model_name, result->model_version, {}};
-      obs.rows.assign(static_cast<size_t>(std::max<int64_t>(rows, 0)), {});
-      for (const Feature& f : plan->features) {
+      Observation obs{result->model_name, result->model_version, 0, {}};
+      obs.rows = static_cast<size_t>(std::max<int64_t>(rows, 0));
+      const size_t n = plan->features.size();
+      obs.values.resize(obs.rows * n);
+      for (size_t fi = 0; fi < n; ++fi) {
+        const Feature& f = plan->features[fi];
         const auto& tensors = f.output ? result->outputs : *inputs;
         const core::Tensor* t = nullptr;
         for (const auto& x : tensors) {
@@ -204,10 +213,10 @@ void DriftMonitor::Infer(core::InferRequest request, core::InferCallback done) {
         const core::TensorConfig* tc =
             f.output ? plan->config.FindOutput(f.tensor) : plan->config.FindInput(f.tensor);
         const int64_t per_row = tc ? RowElements(*tc) : -1;
-        for (size_t r = 0; r < obs.rows.size(); ++r) {
-          obs.rows[r].push_back(t && per_row > 0
-                                    ? ValueAt(*t, r * static_cast<size_t>(per_row) + f.element)
-                                    : std::nan(""));
+        for (size_t r = 0; r < obs.rows; ++r) {
+          obs.values[r * n + fi] = t && per_row > 0
+                                       ? ValueAt(*t, r * static_cast<size_t>(per_row) + f.element)
+                                       : std::nan("");
         }
       }
       std::unique_lock<std::mutex> lock(queue_mu_);
@@ -352,11 +361,13 @@ void DriftMonitor::Process(Observation obs) {
   }
   State& state = *slot;
   const auto& d = state.config.monitoring.drift;
-  for (const auto& row : obs.rows) {
-    if (row.size() != state.features.size()) continue;
+  const size_t n = state.features.size();
+  if (obs.values.size() != obs.rows * n) return;  // the features changed under this observation
+  for (size_t r = 0; r < obs.rows; ++r) {
+    const double* row = obs.values.data() + r * n;
     if (!state.reference_ready) {
       if (!d.reference_file.empty()) return;  // the reference file failed; nothing to compare
-      for (size_t i = 0; i < row.size(); ++i) state.reference[i].push_back(row[i]);
+      for (size_t i = 0; i < n; ++i) state.reference[i].push_back(row[i]);
       if (static_cast<int64_t>(state.reference.front().size()) >= d.reference_rows) {
         state.reference_ready = true;
         state.window_start = Clock::now();
@@ -365,7 +376,7 @@ void DriftMonitor::Process(Observation obs) {
       }
       continue;
     }
-    for (size_t i = 0; i < row.size(); ++i) state.window[i].push_back(row[i]);
+    for (size_t i = 0; i < n; ++i) state.window[i].push_back(row[i]);
     ++state.window_rows;
     ++state.window_versions[obs.version];
     if (static_cast<int64_t>(state.window_rows) >= d.window_rows) Judge(obs.model, state);

@@ -24,6 +24,7 @@
 #include <thread>
 #include <vector>
 
+#include "slipway/core/snapshot.h"
 #include "slipway/serving/drift_source.h"
 #include "slipway/serving/inference_service.h"
 
@@ -85,7 +86,8 @@ class DriftMonitor : public serving::InferenceService, public serving::DriftSour
   struct Observation {
     std::string model;
     int64_t version = 0;
-    std::vector<std::vector<double>> rows;  // per row, one value per feature
+    size_t rows = 0;
+    std::vector<double> values;  // rows x features, row-major
   };
   struct State;  // per model, worker thread only (and mu_ for the report)
 
@@ -98,8 +100,8 @@ class DriftMonitor : public serving::InferenceService, public serving::DriftSour
 
   Options options_;
   serving::InferenceService* inner_;
-  std::mutex plans_mu_;
-  std::map<std::string, std::shared_ptr<const Plan>> plans_;  // guarded by plans_mu_
+  std::mutex plans_mu_;  // serialises refreshes of plans_
+  core::Snapshot<std::map<std::string, std::shared_ptr<const Plan>>> plans_;  // read lock-free
   std::mutex queue_mu_;
   std::condition_variable queue_cv_;
   std::deque<Observation> queue_;  // guarded by queue_mu_

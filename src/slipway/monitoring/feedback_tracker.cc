@@ -30,9 +30,9 @@ Result<std::unique_ptr<FeedbackTracker>> FeedbackTracker::Create(Options options
 FeedbackTracker::Settings FeedbackTracker::SettingsFor(const std::string& model) {
   const auto now = std::chrono::steady_clock::now();
   {
-    std::lock_guard<std::mutex> lock(settings_mu_);
-    auto it = settings_.find(model);
-    if (it != settings_.end() && now - it->second.fetched < std::chrono::seconds(1)) {
+    auto table = settings_.Load();
+    auto it = table->find(model);
+    if (it != table->end() && now - it->second.fetched < std::chrono::seconds(1)) {
       return it->second;
     }
   }
@@ -47,14 +47,19 @@ FeedbackTracker::Settings FeedbackTracker::SettingsFor(const std::string& model)
     s.min_accuracy = config->monitoring.feedback.min_accuracy;
   }
   std::lock_guard<std::mutex> lock(settings_mu_);
-  settings_[model] = s;
+  auto next = std::make_shared<std::map<std::string, Settings>>(*settings_.Load());
+  (*next)[model] = s;
+  settings_.Store(std::move(next));
   return s;
 }
 
 void FeedbackTracker::Remember(std::string id, Tracked tracked) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto [it, inserted] = tracked_.insert_or_assign(id, std::move(tracked));
-  if (inserted) order_.push_back(std::move(id));
+  const uint64_t key = std::hash<std::string>{}(id);
+  tracked.id = std::move(id);
+  if (tracked_.empty()) tracked_.reserve(options_.max_tracked);
+  auto [it, inserted] = tracked_.insert_or_assign(key, std::move(tracked));
+  if (inserted) order_.push_back(key);
   while (order_.size() > options_.max_tracked) {
     tracked_.erase(order_.front());
     order_.pop_front();
@@ -75,7 +80,7 @@ void FeedbackTracker::Infer(core::InferRequest request, core::InferCallback done
       for (const core::Tensor& t : result->outputs) {
         if (t.name() != output) continue;
         const int64_t rows = t.shape().empty() ? 1 : std::max<int64_t>(1, t.shape()[0]);
-        Tracked tracked{result->model_name, result->model_version, {}};
+        Tracked tracked{"", result->model_name, result->model_version, {}};
         for (int64_t r = 0; r < rows; ++r) {
           auto p = core::RowPrediction(t, r, rows);
           if (!p) break;
@@ -103,8 +108,8 @@ Result<serving::FeedbackResult> FeedbackTracker::Feedback(
   const size_t window = windows_.count(model) ? windows_[model] : 1000;
   // Check every item first: a malformed one refuses the whole call and applies nothing.
   for (const auto& item : items) {
-    auto it = tracked_.find(item.id);
-    if (it == tracked_.end() || it->second.model != model) continue;
+    auto it = tracked_.find(std::hash<std::string>{}(item.id));
+    if (it == tracked_.end() || it->second.id != item.id || it->second.model != model) continue;
     if (item.truth.size() != it->second.predictions.size()) {
       return Status::InvalidArgument(
           "feedback for id '" + item.id + "' has " + std::to_string(item.truth.size()) +
@@ -113,8 +118,8 @@ Result<serving::FeedbackResult> FeedbackTracker::Feedback(
     }
   }
   for (const auto& item : items) {
-    auto it = tracked_.find(item.id);
-    if (it == tracked_.end() || it->second.model != model) {
+    auto it = tracked_.find(std::hash<std::string>{}(item.id));
+    if (it == tracked_.end() || it->second.id != item.id || it->second.model != model) {
       result.unknown_ids.push_back(item.id);
       continue;
     }

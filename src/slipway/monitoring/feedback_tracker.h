@@ -76,6 +76,7 @@ class FeedbackTracker : public serving::InferenceService, public serving::Ground
     std::chrono::steady_clock::time_point fetched;
   };
   struct Tracked {
+    std::string id;
     std::string model;
     int64_t version = 0;
     std::vector<core::Prediction> predictions;  // one per batch row
@@ -93,11 +94,12 @@ class FeedbackTracker : public serving::InferenceService, public serving::Ground
 
   Options options_;
   serving::InferenceService* inner_;
-  std::mutex settings_mu_;
-  std::map<std::string, Settings> settings_;  // guarded by settings_mu_
+  std::mutex settings_mu_;  // serialises refreshes of settings_
+  core::Snapshot<std::map<std::string, Settings>> settings_;  // read without a lock
   mutable std::mutex mu_;
-  std::unordered_map<std::string, Tracked> tracked_;  // guarded by mu_
-  std::deque<std::string> order_;                     // arrival order, for expiry; guarded by mu_
+  // By the hash of the answer's id (the entry keeps the id itself); guarded by mu_.
+  std::unordered_map<uint64_t, Tracked> tracked_;
+  std::deque<uint64_t> order_;  // arrival order, for expiry; guarded by mu_
   std::map<std::pair<std::string, int64_t>, Outcomes> outcomes_;  // guarded by mu_
   std::map<std::string, size_t> windows_;                         // guarded by mu_
 };

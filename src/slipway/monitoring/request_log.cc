@@ -19,17 +19,29 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// "2026-11-30T11:02:03.456Z"; the part up to the seconds is formatted once a second per thread.
 std::string NowIso() {
-  const auto now = std::chrono::system_clock::now();
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
+  thread_local std::time_t cached_secs = -1;
+  thread_local char prefix[40];
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::system_clock::now().time_since_epoch())
+                      .count();
   const std::time_t secs = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[64];
-  std::snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                static_cast<int>(ms % 1000));
-  return buf;
+  if (secs != cached_secs) {
+    std::tm tm{};
+    gmtime_r(&secs, &tm);
+    std::snprintf(prefix, sizeof(prefix), "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900,
+                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    cached_secs = secs;
+  }
+  const int milli = static_cast<int>(ms % 1000);
+  std::string out(prefix);
+  out += '.';
+  out += static_cast<char>('0' + milli / 100);
+  out += static_cast<char>('0' + milli / 10 % 10);
+  out += static_cast<char>('0' + milli % 10);
+  out += 'Z';
+  return out;
 }
 
 template <typename T>
@@ -135,16 +147,20 @@ RequestLogger::~RequestLogger() {
   if (payload_ != nullptr) std::fclose(payload_);
 }
 
-void RequestLogger::Enqueue(bool payload, std::string text) {
+void RequestLogger::Enqueue(bool payload, std::string_view text) {
+  bool wake = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (queue_.size() >= options_.queue_lines) {
+    std::string& pending = payload ? pending_payload_ : pending_access_;
+    if (pending_access_.size() + pending_payload_.size() + text.size() > options_.queue_bytes) {
       ++dropped_;
       return;
     }
-    queue_.push_back({payload, std::move(text)});
+    wake = pending.empty();
+    pending.append(text);
+    pending.push_back('\n');
   }
-  cv_.notify_one();
+  if (wake) cv_.notify_one();
 }
 
 void RequestLogger::WritePayload(const std::string& text) {
@@ -172,23 +188,34 @@ void RequestLogger::WritePayload(const std::string& text) {
 }
 
 void RequestLogger::WriterLoop() {
+  std::string access;
+  std::string payload;
   std::unique_lock<std::mutex> lock(mu_);
   while (true) {
-    cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
-    if (queue_.empty() && stopping_) break;
-    std::deque<Line> lines;
-    lines.swap(queue_);
+    cv_.wait(lock, [this] {
+      return stopping_ || !pending_access_.empty() || !pending_payload_.empty();
+    });
+    if (pending_access_.empty() && pending_payload_.empty() && stopping_) break;
+    access.swap(pending_access_);
+    payload.swap(pending_payload_);
     lock.unlock();
-    for (const Line& line : lines) {
-      if (line.payload) {
-        if (payload_ != nullptr) WritePayload(line.text);
-      } else if (access_ != nullptr) {
-        std::fwrite(line.text.data(), 1, line.text.size(), access_);
-      }
+    if (access_ != nullptr && !access.empty()) {
+      std::fwrite(access.data(), 1, access.size(), access_);
+      std::fflush(access_);
     }
-    if (access_ != nullptr) std::fflush(access_);
+    // Payload lines go one by one, so a file rotates between lines.
+    size_t start = 0;
+    while (payload_ != nullptr && start < payload.size()) {
+      const size_t end = payload.find('\n', start);
+      WritePayload(payload.substr(start, end - start + 1));
+      start = end + 1;
+    }
     if (payload_ != nullptr) std::fflush(payload_);
+    access.clear();
+    payload.clear();
+    // Let lines gather for a moment: fewer, larger writes.
     lock.lock();
+    cv_.wait_for(lock, std::chrono::milliseconds(20), [this] { return stopping_; });
   }
 }
 
@@ -241,7 +268,7 @@ void RequestLogger::Infer(core::InferRequest request, core::InferCallback done) 
       w.Key("batch_rows");
       w.Int(result.ok() ? result->batch_rows : 0);
       w.EndObject();
-      Enqueue(false, w.Take() + "\n");
+      Enqueue(false, w.Take());
     }
     if (inputs && result.ok()) {
       core::JsonWriter w;
@@ -263,7 +290,7 @@ void RequestLogger::Infer(core::InferRequest request, core::InferCallback done) 
       for (const auto& t : result->outputs) TensorJson(w, t);
       w.EndObject();
       w.EndObject();
-      Enqueue(true, w.Take() + "\n");
+      Enqueue(true, w.Take());
     }
     done(std::move(result));
   });

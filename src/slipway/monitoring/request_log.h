@@ -3,8 +3,8 @@
 // share of requests' inputs and outputs as JSON lines, in files that rotate by size: the raw
 // material of the next training set).
 //
-// Lines are handed to a writer thread through a bounded queue, so a slow disk never holds up a
-// request; when the queue is full lines are dropped and counted (dropped_lines()).
+// Lines are handed to a writer thread through a bounded buffer, so a slow disk never holds up a
+// request; when the buffer is full lines are dropped and counted (dropped_lines()).
 // Thread safety: all methods are safe from any thread; Infer adds the formatting of one line to
 // the answer's callback and never blocks on I/O.
 #pragma once
@@ -31,7 +31,7 @@ class RequestLogger : public serving::InferenceService {
     double payload_sample = 0.01;  // share of successful requests whose payloads are logged
     uint64_t payload_file_bytes = uint64_t{64} << 20;  // a file rotates past this size
     int payload_files = 10;        // rotated files kept besides the current one
-    size_t queue_lines = 65536;    // lines waiting for the writer beyond this are dropped
+    size_t queue_bytes = size_t{64} << 20;  // lines waiting beyond this many bytes are dropped
   };
   static core::Result<std::unique_ptr<RequestLogger>> Create(Options options);
   ~RequestLogger() override;  // writes what is queued, then stops the writer
@@ -59,13 +59,9 @@ class RequestLogger : public serving::InferenceService {
   }
 
  private:
-  struct Line {
-    bool payload = false;
-    std::string text;
-  };
   explicit RequestLogger(Options options) : options_(std::move(options)), inner_(options_.inner) {}
   core::Status Open();
-  void Enqueue(bool payload, std::string text);
+  void Enqueue(bool payload, std::string_view text);
   void WriterLoop();
   void WritePayload(const std::string& text);
 
@@ -76,7 +72,9 @@ class RequestLogger : public serving::InferenceService {
   uint64_t payload_bytes_ = 0;    // written to the current payload file; writer thread only
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<Line> queue_;  // guarded by mu_
+  // Lines waiting for the writer, appended whole (no allocation per line once warm).
+  std::string pending_access_;   // guarded by mu_
+  std::string pending_payload_;  // guarded by mu_
   bool stopping_ = false;   // guarded by mu_
   std::atomic<uint64_t> dropped_{0};
   std::thread writer_;

@@ -280,7 +280,7 @@ Result<core::ModelConfig> ParseYamlNode(const YAML::Node& root, const std::strin
       if (!d.IsNull()) {
         RETURN_IF_ERROR(CheckKeys(d,
                                   {"reference", "window", "p_value", "psi", "categorical",
-                                   "max_features_per_tensor", "outputs"},
+                                   "max_features_per_tensor", "outputs", "sample"},
                                   where + " monitoring drift"));
         if (const YAML::Node r = d["reference"]) {
           RETURN_IF_ERROR(CheckKeys(r, {"file", "first_rows"}, where + " monitoring drift reference"));
@@ -299,6 +299,7 @@ Result<core::ModelConfig> ParseYamlNode(const YAML::Node& root, const std::strin
           dc.max_features_per_tensor = d["max_features_per_tensor"].as<int64_t>();
         }
         if (d["outputs"]) dc.outputs = d["outputs"].as<bool>();
+        if (d["sample"]) dc.sample = d["sample"].as<double>();
       }
       if (dc.reference_file.empty() == (dc.reference_rows <= 0)) {
         return Status::InvalidArgument(where + " monitoring drift: give exactly one reference, "
@@ -310,9 +311,9 @@ Result<core::ModelConfig> ParseYamlNode(const YAML::Node& root, const std::strin
                                        "inside the model's folder");
       }
       if (dc.window_rows < 10 || dc.window_seconds < 0 || dc.p_value <= 0 || dc.p_value >= 1 ||
-          dc.psi <= 0 || dc.max_features_per_tensor < 1) {
+          dc.psi <= 0 || dc.max_features_per_tensor < 1 || dc.sample <= 0 || dc.sample > 1) {
         return Status::InvalidArgument(where + " monitoring drift: window rows >= 10, seconds >= 0, "
-                                       "0 < p_value < 1, psi > 0, max_features_per_tensor >= 1");
+                                       "0 < p_value < 1, psi > 0, max_features_per_tensor >= 1, 0 < sample <= 1");
       }
     }
     if (const YAML::Node rt = mon["retrain"]) {
