@@ -513,7 +513,7 @@ def test_uploads_validated_atomic_and_refused_with_reason(tmp_path):
         assert r.status_code == 201, r.text
         out = infer(srv.http_url, model="fresh").json()["outputs"][0]["data"]
         assert out == [3, 6, 9, 12]
-        assert not list((repo / "scale").glob(".staging-*"))
+        assert not list((repo / "scale").glob(".staging-*")) and not list(repo.glob(".staging-*"))
     finally:
         lib.stop_ok(srv)
 
@@ -798,5 +798,28 @@ def test_archive_uploads_with_config(tmp_path):
             assert lib.error_message(r)
         assert sorted(p.name for p in (repo / "packed").iterdir()) == listing
         assert not (tmp_path / "escape.onnx").exists() and not (repo / "escape.onnx").exists()
+    finally:
+        lib.stop_ok(srv)
+
+
+def test_admin_calls_with_empty_bodies_and_refused_new_models(tmp_path):
+    """Regression: empty admin bodies read as {} (they once crashed the server), and a refused
+    upload of a new model leaves no folder behind (it once made the server report not ready)."""
+    repo = make_repo(tmp_path)
+    srv = start(repo, tmp_path, "--model-control-mode", "poll", "--repository-poll-secs", "0.2")
+    try:
+        for method, path in (("POST", "rollback"), ("POST", "promote"), ("PUT", "traffic"),
+                             ("POST", "rollout"), ("PUT", "labels/beta")):
+            r = requests.request(method, f"{srv.http_url}/v2/models/scale/{path}", data=b"",
+                                 timeout=10)
+            assert r.status_code == 400 or (path == "traffic" and r.status_code == 200), (path, r.text)
+        r = requests.put(f"{srv.http_url}/v2/repository/models/newmodel/versions/1",
+                         data=b"not a model", timeout=30)
+        assert r.status_code == 400
+        time.sleep(1)  # a few polls
+        assert not (repo / "newmodel").exists()
+        assert sorted(p.name for p in repo.iterdir() if not p.name.startswith(".")) == ["scale"]
+        assert requests.get(srv.http_url + "/v2/health/ready", timeout=10).status_code == 200
+        assert answered_version(infer(srv.http_url)) == 1
     finally:
         lib.stop_ok(srv)

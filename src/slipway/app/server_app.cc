@@ -281,6 +281,12 @@ int RunServe(const ServeOptions& options) {
   });
   (*grpc_server)->Shutdown(std::chrono::duration_cast<std::chrono::milliseconds>(timeout));
   http_drain.join();
+  // Tear down from the inside out while every link is still alive: no more rollout decisions or
+  // drift judgements (both call into the models), then the models, whose destruction answers
+  // anything still queued through the links' callbacks.
+  router->Stop();
+  (*drift)->Stop();
+  manager->reset();
   spdlog::info("drained; exiting");
   spdlog::default_logger()->flush();
   return 0;

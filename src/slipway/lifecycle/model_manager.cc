@@ -160,6 +160,10 @@ Result<std::shared_ptr<const ModelVersion>> ModelManager::LoadVersionFrom(
   const std::string filename = config.default_model_filename.empty()
                                    ? backend->default_model_filename()
                                    : config.default_model_filename;
+  if (filename.find('/') != std::string::npos || filename == "." || filename == "..") {
+    return Status::InvalidArgument("model '" + source.name + "': default_model_filename '" +
+                                   filename + "' must name a file inside the version's folder");
+  }
   std::error_code ec;
   if (!std::filesystem::exists(dir / filename, ec)) {
     return Status::NotFound("model '" + source.name + "' version " + std::to_string(version) +

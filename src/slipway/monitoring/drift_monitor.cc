@@ -150,7 +150,9 @@ Result<std::unique_ptr<DriftMonitor>> DriftMonitor::Create(Options options) {
   return monitor;
 }
 
-DriftMonitor::~DriftMonitor() {
+DriftMonitor::~DriftMonitor() { Stop(); }
+
+void DriftMonitor::Stop() {
   {
     std::lock_guard<std::mutex> lock(queue_mu_);
     stopping_ = true;
@@ -171,9 +173,10 @@ std::shared_ptr<const DriftMonitor::Plan> DriftMonitor::PlanFor(const std::strin
   auto config = inner_->GetModelConfig(model, 0);
   if (config.ok() && config->monitoring.drift.enabled) {
     plan->enabled = true;
-    plan->config = std::move(config).value();
+    plan->config = *config;
     plan->features = DriftFeatures(plan->config);
   }
+  if (!config.ok()) return plan;  // unknown names are never cached: clients choose them
   std::lock_guard<std::mutex> lock(plans_mu_);
   auto next = std::make_shared<std::map<std::string, std::shared_ptr<const Plan>>>(*plans_.Load());
   (*next)[model] = plan;
@@ -244,6 +247,7 @@ void DriftMonitor::WorkerLoop() {
     for (auto& obs : batch) Process(std::move(obs));
     // Time windows close even when traffic stops.
     for (auto& [model, state] : states_) {
+      if (state == nullptr) continue;
       const double window_s = state->config.monitoring.drift.window_seconds;
       if (state->reference_ready && window_s > 0 && state->window_rows >= 10 &&
           Clock::now() - state->window_start >= std::chrono::duration<double>(window_s)) {
@@ -338,9 +342,9 @@ Status DriftMonitor::LoadReference(const std::string& model, State& state) {
 }
 
 void DriftMonitor::Process(Observation obs) {
-  auto& slot = states_[obs.model];
   auto plan = PlanFor(obs.model);
   if (!plan->enabled) return;
+  auto& slot = states_[obs.model];
   if (slot == nullptr || slot->features.size() != plan->features.size()) {
     slot = std::make_unique<State>();
     slot->config = plan->config;

@@ -42,6 +42,8 @@ class DriftMonitor : public serving::InferenceService, public serving::DriftSour
   ~DriftMonitor() override;
 
   uint64_t dropped() const { return dropped_.load(); }
+  // Stops the worker (observations are no longer judged); idempotent. The destructor calls it.
+  void Stop();
 
   // DriftSource
   core::Result<serving::DriftReport> Drift(const std::string& model) const override;

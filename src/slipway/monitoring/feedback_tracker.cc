@@ -46,6 +46,7 @@ FeedbackTracker::Settings FeedbackTracker::SettingsFor(const std::string& model)
     s.window = static_cast<size_t>(config->monitoring.feedback.window);
     s.min_accuracy = config->monitoring.feedback.min_accuracy;
   }
+  if (!config.ok()) return s;  // unknown names are never cached: clients choose them
   std::lock_guard<std::mutex> lock(settings_mu_);
   auto next = std::make_shared<std::map<std::string, Settings>>(*settings_.Load());
   (*next)[model] = s;

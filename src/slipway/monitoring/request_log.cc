@@ -220,11 +220,11 @@ void RequestLogger::WriterLoop() {
 }
 
 void RequestLogger::Infer(core::InferRequest request, core::InferCallback done) {
-  if (access_ == nullptr && payload_ == nullptr) {
-    return inner_->Infer(std::move(request), std::move(done));
-  }
+  // options_ (not the FILE pointers, which the writer swaps when a file rotates) says what is on.
+  const bool payloads = !options_.payload_dir.empty();
+  if (access_ == nullptr && !payloads) return inner_->Infer(std::move(request), std::move(done));
   thread_local std::mt19937_64 rng{std::random_device{}()};
-  const bool sample = payload_ != nullptr &&
+  const bool sample = payloads &&
                       std::uniform_real_distribution<double>(0, 1)(rng) < options_.payload_sample;
   const auto start = Clock::now();
   // The inputs still borrow the frontend's buffer when the answer arrives, so a sampled request

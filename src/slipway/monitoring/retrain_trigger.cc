@@ -139,7 +139,10 @@ void RetrainTrigger::WriteMetrics(PrometheusText& out) const {
   std::map<std::string, WebhookNotifier::Counters> by_url;
   for (const auto& [slot, notifier] : notifiers_) {
     const auto c = notifier->counters();
-    auto& sum = by_url[slot.substr(0, slot.find(" every "))];
+    // Labelled by host only: webhook paths often carry a secret, and /metrics is public.
+    const std::string url = slot.substr(0, slot.find(" every "));
+    const size_t host_start = url.find("://") == std::string::npos ? 0 : url.find("://") + 3;
+    auto& sum = by_url[url.substr(0, url.find('/', host_start))];
     sum.sent += c.sent;
     sum.failed += c.failed;
     sum.suppressed += c.suppressed;
@@ -150,7 +153,7 @@ void RetrainTrigger::WriteMetrics(PrometheusText& out) const {
                                      {"failed", c.failed},
                                      {"suppressed", c.suppressed},
                                      {"dropped", c.dropped}}) {
-      out.Sample("slipway_webhook_deliveries_total", {{"url", url}, {"outcome", outcome}},
+      out.Sample("slipway_webhook_deliveries_total", {{"target", url}, {"outcome", outcome}},
                  static_cast<double>(n));
     }
   }

@@ -125,13 +125,12 @@ Result<std::string> ModelRepository::StageVersion(const std::string& name,
   if (!filename.empty() && !IsValidModelName(filename)) {
     return Status::InvalidArgument("invalid model file name '" + filename + "'");
   }
-  const fs::path model_dir = fs::path(options_.root) / name;
+  // Staged in the repository's root (a hidden folder no scan reads, on the same file system, so
+  // the final rename is atomic); the model's folder appears only when a version lands in it.
   std::error_code ec;
-  fs::create_directories(model_dir, ec);
-  if (ec) return Status::Internal("cannot create '" + model_dir.string() + "': " + ec.message());
-  std::string pattern = (model_dir / ".staging-XXXXXX").string();
+  std::string pattern = (fs::path(options_.root) / (".staging-" + name + "-XXXXXX")).string();
   if (::mkdtemp(pattern.data()) == nullptr) {
-    return Status::Internal("cannot create a staging folder in '" + model_dir.string() + "'");
+    return Status::Internal("cannot create a staging folder in '" + options_.root + "'");
   }
   const fs::path staged(pattern);
   fs::permissions(staged, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
@@ -158,6 +157,8 @@ Status ModelRepository::CommitVersion(const std::string& name, const std::string
   const fs::path model_dir = fs::path(options_.root) / name;
   const fs::path target = model_dir / std::to_string(version);
   std::error_code ec;
+  fs::create_directories(model_dir, ec);
+  if (ec) return Status::Internal("cannot create '" + model_dir.string() + "': " + ec.message());
   if (fs::exists(target, ec)) {
     return Status::AlreadyExists("model '" + name + "' already has a version " +
                                  std::to_string(version));
@@ -178,6 +179,10 @@ void ModelRepository::RemoveStaleStaging() const {
   std::error_code ec;
   for (const auto& model : fs::directory_iterator(options_.root, ec)) {
     if (!model.is_directory()) continue;
+    if (model.path().filename().string().rfind(".staging-", 0) == 0) {
+      DiscardStaged(model.path().string());
+      continue;
+    }
     std::error_code inner;
     for (const auto& entry : fs::directory_iterator(model.path(), inner)) {
       if (entry.path().filename().string().rfind(".staging-", 0) == 0) {

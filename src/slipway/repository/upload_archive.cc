@@ -19,6 +19,7 @@ namespace {
 
 constexpr size_t kMaxEntries = 10000;
 constexpr uint64_t kMaxUnpackedBytes = uint64_t{4} << 30;
+constexpr size_t kMaxConfigBytes = size_t{1} << 20;
 
 // A safe relative path, or "" when the entry must be refused.
 std::string CleanPath(std::string path) {
@@ -79,18 +80,42 @@ Result<StagedUpload> ModelRepository::StageArchive(const std::string& name,
                                        "archive; links and '..' are refused");
       break;
     }
-    std::string content;
+    const bool is_config = path == "config.yaml" || path == "config.pbtxt";
+    // Model files stream to disk block by block; only a config is kept in memory (and small).
+    std::string config_text;
+    std::ofstream file;
+    const fs::path target = fs::path(staged) / path;
+    if (!is_config) {
+      std::error_code ec;
+      fs::create_directories(target.parent_path(), ec);
+      file.open(target, std::ios::binary | std::ios::trunc);
+      if (ec || !file) {
+        status = Status::Internal("cannot write '" + target.string() + "'");
+        break;
+      }
+    }
     const void* block = nullptr;
     size_t size = 0;
     la_int64_t offset = 0;
     int r = ARCHIVE_OK;
     while ((r = archive_read_data_block(a, &block, &size, &offset)) == ARCHIVE_OK) {
       unpacked += size;
-      if (unpacked > kMaxUnpackedBytes) break;
-      content.append(static_cast<const char*>(block), size);
+      if (unpacked > kMaxUnpackedBytes || (is_config && config_text.size() + size > kMaxConfigBytes)) {
+        break;
+      }
+      if (is_config) {
+        config_text.append(static_cast<const char*>(block), size);
+      } else {
+        file.write(static_cast<const char*>(block), static_cast<std::streamsize>(size));
+      }
     }
     if (unpacked > kMaxUnpackedBytes) {
-      status = Status::InvalidArgument("the archive unpacks to more than 4 GiB");
+      status = Status::InvalidArgument("the archive unpacks to more than " +
+                                       std::to_string(kMaxUnpackedBytes >> 30) + " GiB");
+      break;
+    }
+    if (is_config && r == ARCHIVE_OK) {
+      status = Status::InvalidArgument("the archive's " + path + " is larger than 1 MiB");
       break;
     }
     if (r != ARCHIVE_EOF) {
@@ -98,18 +123,13 @@ Result<StagedUpload> ModelRepository::StageArchive(const std::string& name,
                                        (archive_error_string(a) ? archive_error_string(a) : ""));
       break;
     }
-    if (path == "config.yaml" || path == "config.pbtxt") {
+    if (is_config) {
       out.config_name = path;
-      out.config_text = std::move(content);
+      out.config_text = std::move(config_text);
       continue;
     }
-    const fs::path target = fs::path(staged) / path;
-    std::error_code ec;
-    fs::create_directories(target.parent_path(), ec);
-    std::ofstream file(target, std::ios::binary | std::ios::trunc);
-    file.write(content.data(), static_cast<std::streamsize>(content.size()));
     file.close();
-    if (ec || !file) {
+    if (!file) {
       status = Status::Internal("cannot write '" + target.string() + "'");
       break;
     }
@@ -128,6 +148,8 @@ Result<StagedUpload> ModelRepository::StageArchive(const std::string& name,
 Status ModelRepository::WriteConfig(const std::string& name, const std::string& config_name,
                                     const std::string& text) const {
   const fs::path dir = fs::path(options_.root) / name;
+  std::error_code mkdir_ec;
+  fs::create_directories(dir, mkdir_ec);
   const fs::path tmp = dir / (".tmp-" + config_name);
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);

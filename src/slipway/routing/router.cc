@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <charconv>
 #include <chrono>
 
@@ -116,7 +117,24 @@ Result<std::unique_ptr<Router>> Router::Create(Options options) {
   return router;
 }
 
-Router::~Router() {
+// Holds admin_mu_; on leaving, drops the versions pinned while loading (the published state
+// pins what it needs from then on).
+class Router::AdminSection {
+ public:
+  explicit AdminSection(Router* router) : router_(router), lock_(router->admin_mu_) {}
+  ~AdminSection() {
+    std::lock_guard<std::mutex> lock(router_->pins_mu_);
+    router_->pending_pins_.clear();
+  }
+
+ private:
+  Router* router_;
+  std::lock_guard<std::mutex> lock_;
+};
+
+Router::~Router() { Stop(); }
+
+void Router::Stop() {
   {
     std::lock_guard<std::mutex> lock(events_mu_);
     stopping_ = true;
@@ -211,7 +229,7 @@ void Router::Restore() {
 
 void Router::Start() {
   if (auto* core = options_.admin) {
-    std::lock_guard<std::mutex> lock(admin_mu_);
+    AdminSection section(this);
     for (const auto& entry : core->RepositoryIndex(true)) {
       if (entry.state == "READY") ApplyConfig(entry.name);
     }
@@ -220,18 +238,23 @@ void Router::Start() {
 }
 
 Status Router::EnsureLoaded(const std::string& model, const std::vector<int64_t>& versions) {
-  bool all_ready = true;
-  for (int64_t v : versions) all_ready = all_ready && Ready(model, v);
-  if (all_ready) return Status::Ok();
+  // The pins stay until the admin section ends, after the new state is published, so no reload
+  // in between can retire these versions.
   {
     std::lock_guard<std::mutex> lock(pins_mu_);
     pending_pins_[model].insert(versions.begin(), versions.end());
   }
-  Status st = options_.admin->RefreshModel(model);
-  {
-    std::lock_guard<std::mutex> lock(pins_mu_);
-    pending_pins_.erase(model);
+  // Ready means in the serving set: a version in its retirement grace still answers by number
+  // but must be brought back.
+  bool all_ready = true;
+  auto md = inner_->GetModelMetadata(model, 0);
+  for (int64_t v : versions) {
+    const bool serving = md.ok() && std::find(md->versions.begin(), md->versions.end(),
+                                              std::to_string(v)) != md->versions.end();
+    all_ready = all_ready && serving;
   }
+  if (all_ready) return Status::Ok();
+  Status st = options_.admin->RefreshModel(model);
   for (int64_t v : versions) {
     if (!Ready(model, v)) {
       auto ready = inner_->ModelReady(model, v);
@@ -455,7 +478,7 @@ Result<serving::RoutingView> Router::GetRouting(const std::string& model) const 
 }
 
 Status Router::SetLabel(const std::string& model, const std::string& label, int64_t version) {
-  std::lock_guard<std::mutex> lock(admin_mu_);
+  AdminSection section(this);
   if (version < 1) return Status::InvalidArgument("a label needs a version >= 1");
   RETURN_IF_ERROR(EnsureLoaded(model, {version}));
   auto current = Find(model);
@@ -472,7 +495,7 @@ Status Router::SetLabel(const std::string& model, const std::string& label, int6
 }
 
 Status Router::DeleteLabel(const std::string& model, const std::string& label) {
-  std::lock_guard<std::mutex> lock(admin_mu_);
+  AdminSection section(this);
   auto current = Find(model);
   if (current == nullptr || current->labels.count(label) == 0) {
     return Status::NotFound("model '" + model + "' has no label '" + label + "'");
@@ -487,7 +510,7 @@ Status Router::DeleteLabel(const std::string& model, const std::string& label) {
 }
 
 Status Router::SetTraffic(const std::string& model, const serving::TrafficChange& change) {
-  std::lock_guard<std::mutex> lock(admin_mu_);
+  AdminSection section(this);
   auto current = Find(model);
   RouteState state = current ? *current : RouteState{};
   if (state.rollout.state == "running") {
@@ -545,7 +568,7 @@ void Router::SetStepWeight(RouteState& state, int64_t weight_percent) const {
 }
 
 Status Router::StartRollout(const std::string& model, int64_t version) {
-  std::lock_guard<std::mutex> lock(admin_mu_);
+  AdminSection section(this);
   return StartRolloutLocked(model, version, "started through the admin API");
 }
 
@@ -596,7 +619,7 @@ Status Router::StartRolloutLocked(const std::string& model, int64_t version,
 }
 
 Status Router::Promote(const std::string& model, int64_t version) {
-  std::lock_guard<std::mutex> lock(admin_mu_);
+  AdminSection section(this);
   auto current = Find(model);
   if (version == 0) {
     if (current == nullptr || current->rollout.state != "running") {
@@ -648,7 +671,7 @@ void Router::RollbackRolloutLocked(const std::string& model, const std::string& 
 }
 
 Status Router::Rollback(const std::string& model) {
-  std::lock_guard<std::mutex> lock(admin_mu_);
+  AdminSection section(this);
   auto current = Find(model);
   if (current != nullptr && current->rollout.state == "running") {
     RollbackRolloutLocked(model, "rolled back through the admin API", "{}");
@@ -697,7 +720,7 @@ void Router::ControllerLoop() {
     events.swap(events_);
     lock.unlock();
     {
-      std::lock_guard<std::mutex> admin(admin_mu_);
+      AdminSection section(this);
       for (const Event& e : events) {
         if (e.kind == "load") ApplyConfig(e.model);
       }
@@ -724,8 +747,13 @@ void Router::StartPendingRollouts() {
     for (const auto& v : md->versions) newest = std::max<int64_t>(newest, std::stoll(v));
     if (newest <= stable->second || state->rejected.count(newest) != 0) continue;
     if (auto st = StartRolloutLocked(model, newest, "new version appeared"); !st.ok()) {
-      spdlog::error("model '{}': cannot start a rollout of version {}: {}", model, newest,
-                    st.message());
+      spdlog::error("model '{}': cannot start a rollout of version {}: {}; it will not be tried "
+                    "again on its own", model, newest, st.message());
+      auto current = Find(model);
+      RouteState next = current ? *current : RouteState{};
+      next.rejected.insert(newest);
+      Record(model, "rollout_refused", newest, "cannot start a rollout: " + st.message());
+      Publish(model, std::move(next));
     }
   }
 }
@@ -738,6 +766,13 @@ void Router::Tick() {
     const auto plan = PlanFor(model);
     if (!Ready(model, r.candidate)) {
       RollbackRolloutLocked(model, "the candidate is no longer ready", "{}");
+      continue;
+    }
+    if (!Ready(model, r.stable)) {
+      RollbackRolloutLocked(model,
+                            "the stable version " + std::to_string(r.stable) +
+                                " is no longer ready, so the candidate cannot be judged against it",
+                            "{}");
       continue;
     }
     RolloutObservation seen;

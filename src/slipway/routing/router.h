@@ -53,6 +53,9 @@ class Router : public serving::InferenceService, public serving::RoutingAdmin {
   // Applies routing sections of loaded configs and starts the controller thread.
   void Start();
 
+  // Stops the controller thread (no more rollout decisions); idempotent. The destructor calls it.
+  void Stop();
+
   // For the model manager.
   std::vector<int64_t> PinnedVersions(const std::string& model) const;
   void OnModelEvent(const std::string& model, const std::string& kind, int64_t version,
@@ -102,6 +105,7 @@ class Router : public serving::InferenceService, public serving::RoutingAdmin {
     int64_t version;
   };
 
+  class AdminSection;
   explicit Router(Options options) : options_(options) {}
   std::shared_ptr<const RouteState> Find(const std::string& model) const;
   // The stable label's version when it is ready, else 0 (the highest ready version).

@@ -24,8 +24,12 @@ Result<dom::object> ParseObject(dom::parser& parser, const simdjson::padded_stri
                                 bool allow_empty) {
   dom::element doc;
   dom::object root;
-  if (allow_empty && json.size() == 0) return root;
-  if (parser.parse(json).get(doc) != simdjson::SUCCESS ||
+  // An empty body reads as {} (a default dom::object has no document behind it).
+  static const simdjson::padded_string kEmpty(std::string_view("{}"));
+  const bool empty = json.size() == 0 ||
+                     std::string_view(json.data(), json.size()).find_first_not_of(" \t\r\n") ==
+                         std::string_view::npos;
+  if (parser.parse(allow_empty && empty ? kEmpty : json).get(doc) != simdjson::SUCCESS ||
       doc.get_object().get(root) != simdjson::SUCCESS) {
     return Status::InvalidArgument("the request body must be a JSON object");
   }
