@@ -163,10 +163,23 @@ void DriftMonitor::Stop() {
 
 std::shared_ptr<const DriftMonitor::Plan> DriftMonitor::PlanFor(const std::string& model) {
   const auto now = Clock::now();
+  // Most requests on a thread are for the model the last one was for: no shared lookup then.
+  thread_local uint64_t last_owner = 0;
+  thread_local std::shared_ptr<const Plan> last;
+  thread_local std::string last_model;
+  if (last_owner == instance_ && last && last_model == model &&
+      now - last->fetched < std::chrono::seconds(1)) {
+    return last;
+  }
   {
     auto table = plans_.Load();
     auto it = table->find(model);
-    if (it != table->end() && now - it->second->fetched < std::chrono::seconds(1)) return it->second;
+    if (it != table->end() && now - it->second->fetched < std::chrono::seconds(1)) {
+      last_owner = instance_;
+      last_model = model;
+      last = it->second;
+      return it->second;
+    }
   }
   auto plan = std::make_shared<Plan>();
   plan->fetched = now;

@@ -29,10 +29,20 @@ Result<std::unique_ptr<FeedbackTracker>> FeedbackTracker::Create(Options options
 
 FeedbackTracker::Settings FeedbackTracker::SettingsFor(const std::string& model) {
   const auto now = std::chrono::steady_clock::now();
+  // Most requests on a thread are for the model the last one was for: no shared lookup then.
+  thread_local uint64_t last_owner = 0;
+  thread_local std::string last_model;
+  thread_local Settings last;
+  if (last_owner == instance_ && last_model == model && now - last.fetched < std::chrono::seconds(1)) {
+    return last;
+  }
   {
     auto table = settings_.Load();
     auto it = table->find(model);
     if (it != table->end() && now - it->second.fetched < std::chrono::seconds(1)) {
+      last_owner = instance_;
+      last_model = model;
+      last = it->second;
       return it->second;
     }
   }
@@ -71,10 +81,6 @@ void FeedbackTracker::Infer(core::InferRequest request, core::InferCallback done
   if (request.id.empty()) request.id = NewId();
   const Settings settings = SettingsFor(request.model_name);
   if (!settings.enabled) return inner_->Infer(std::move(request), std::move(done));
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    windows_[request.model_name] = settings.window;
-  }
   inner_->Infer(std::move(request), [this, output = settings.output,
                                      done = std::move(done)](Result<core::InferResponse> result) {
     if (result.ok()) {
@@ -106,7 +112,7 @@ Result<serving::FeedbackResult> FeedbackTracker::Feedback(
   serving::FeedbackResult result;
   std::vector<std::pair<int64_t, double>> fell;  // versions whose window fell below the floor
   std::unique_lock<std::mutex> lock(mu_);
-  const size_t window = windows_.count(model) ? windows_[model] : 1000;
+  const size_t window = settings.window;
   // Check every item first: a malformed one refuses the whole call and applies nothing.
   for (const auto& item : items) {
     auto it = tracked_.find(std::hash<std::string>{}(item.id));

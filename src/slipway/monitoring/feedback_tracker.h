@@ -10,6 +10,7 @@
 // an answer's callback when the model collects feedback, and none otherwise.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <deque>
 #include <functional>
@@ -22,6 +23,7 @@
 
 #include "slipway/core/prediction.h"
 #include "slipway/core/snapshot.h"
+#include "slipway/monitoring/instance_id.h"
 #include "slipway/serving/ground_truth.h"
 #include "slipway/serving/inference_service.h"
 
@@ -94,6 +96,9 @@ class FeedbackTracker : public serving::InferenceService, public serving::Ground
 
   Options options_;
   serving::InferenceService* inner_;
+  // Tells this object's entries in per-thread caches from those of one that lived at the same
+  // address before.
+  const uint64_t instance_ = NextInstanceId();
   std::mutex settings_mu_;  // serialises refreshes of settings_
   core::Snapshot<std::map<std::string, Settings>> settings_;  // read without a lock
   mutable std::mutex mu_;
@@ -101,7 +106,6 @@ class FeedbackTracker : public serving::InferenceService, public serving::Ground
   std::unordered_map<uint64_t, Tracked> tracked_;
   std::deque<uint64_t> order_;  // arrival order, for expiry; guarded by mu_
   std::map<std::pair<std::string, int64_t>, Outcomes> outcomes_;  // guarded by mu_
-  std::map<std::string, size_t> windows_;                         // guarded by mu_
 };
 
 }  // namespace slipway::monitoring
