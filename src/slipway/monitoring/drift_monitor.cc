@@ -141,7 +141,8 @@ struct DriftMonitor::State {
   uint64_t drifting_windows = 0;
 };
 
-DriftMonitor::DriftMonitor(Options options) : options_(std::move(options)), inner_(options_.inner) {}
+DriftMonitor::DriftMonitor(Options options)
+    : ForwardingService(options.inner), options_(std::move(options)) {}
 
 Result<std::unique_ptr<DriftMonitor>> DriftMonitor::Create(Options options) {
   if (options.inner == nullptr) return Status::InvalidArgument("DriftMonitor needs an inner service");

@@ -27,11 +27,12 @@
 #include "slipway/core/snapshot.h"
 #include "slipway/monitoring/instance_id.h"
 #include "slipway/serving/drift_source.h"
+#include "slipway/serving/forwarding_service.h"
 #include "slipway/serving/inference_service.h"
 
 namespace slipway::monitoring {
 
-class DriftMonitor : public serving::InferenceService, public serving::DriftSource {
+class DriftMonitor : public serving::ForwardingService, public serving::DriftSource {
  public:
   struct Options {
     serving::InferenceService* inner = nullptr;  // not owned
@@ -50,26 +51,8 @@ class DriftMonitor : public serving::InferenceService, public serving::DriftSour
   core::Result<serving::DriftReport> Drift(const std::string& model) const override;
   std::vector<std::string> DriftModels() const override;
 
-  // InferenceService
+  // InferenceService (the rest passes through)
   void Infer(core::InferRequest request, core::InferCallback done) override;
-  bool ServerLive() const override { return inner_->ServerLive(); }
-  bool ServerReady() const override { return inner_->ServerReady(); }
-  serving::ServerMetadata GetServerMetadata() const override { return inner_->GetServerMetadata(); }
-  core::Result<bool> ModelReady(const std::string& name, int64_t version) const override {
-    return inner_->ModelReady(name, version);
-  }
-  core::Result<serving::ModelMetadata> GetModelMetadata(const std::string& name,
-                                                        int64_t version) const override {
-    return inner_->GetModelMetadata(name, version);
-  }
-  core::Result<core::ModelConfig> GetModelConfig(const std::string& name,
-                                                 int64_t version) const override {
-    return inner_->GetModelConfig(name, version);
-  }
-  core::Result<std::vector<serving::ModelStatistics>> GetModelStatistics(
-      const std::string& name, int64_t version) const override {
-    return inner_->GetModelStatistics(name, version);
-  }
 
   struct Feature {
     std::string name;
@@ -102,7 +85,6 @@ class DriftMonitor : public serving::InferenceService, public serving::DriftSour
   core::Status LoadReference(const std::string& model, State& state);
 
   Options options_;
-  serving::InferenceService* inner_;
   // Tells this object's entries in per-thread caches from those of one that lived at the same
   // address before.
   const uint64_t instance_ = NextInstanceId();

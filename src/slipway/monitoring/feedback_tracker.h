@@ -24,12 +24,13 @@
 #include "slipway/core/prediction.h"
 #include "slipway/core/snapshot.h"
 #include "slipway/monitoring/instance_id.h"
+#include "slipway/serving/forwarding_service.h"
 #include "slipway/serving/ground_truth.h"
 #include "slipway/serving/inference_service.h"
 
 namespace slipway::monitoring {
 
-class FeedbackTracker : public serving::InferenceService, public serving::GroundTruth {
+class FeedbackTracker : public serving::ForwardingService, public serving::GroundTruth {
  public:
   struct Options {
     serving::InferenceService* inner = nullptr;  // not owned
@@ -40,26 +41,8 @@ class FeedbackTracker : public serving::InferenceService, public serving::Ground
   };
   static core::Result<std::unique_ptr<FeedbackTracker>> Create(Options options);
 
-  // InferenceService
+  // InferenceService (the rest passes through)
   void Infer(core::InferRequest request, core::InferCallback done) override;
-  bool ServerLive() const override { return inner_->ServerLive(); }
-  bool ServerReady() const override { return inner_->ServerReady(); }
-  serving::ServerMetadata GetServerMetadata() const override { return inner_->GetServerMetadata(); }
-  core::Result<bool> ModelReady(const std::string& name, int64_t version) const override {
-    return inner_->ModelReady(name, version);
-  }
-  core::Result<serving::ModelMetadata> GetModelMetadata(const std::string& name,
-                                                        int64_t version) const override {
-    return inner_->GetModelMetadata(name, version);
-  }
-  core::Result<core::ModelConfig> GetModelConfig(const std::string& name,
-                                                 int64_t version) const override {
-    return inner_->GetModelConfig(name, version);
-  }
-  core::Result<std::vector<serving::ModelStatistics>> GetModelStatistics(
-      const std::string& name, int64_t version) const override {
-    return inner_->GetModelStatistics(name, version);
-  }
 
   // GroundTruth
   core::Result<serving::FeedbackResult> Feedback(
@@ -90,12 +73,12 @@ class FeedbackTracker : public serving::InferenceService, public serving::Ground
     bool below = false;  // the window is full and under min_accuracy
   };
 
-  explicit FeedbackTracker(Options options) : options_(options), inner_(options.inner) {}
+  explicit FeedbackTracker(Options options)
+      : ForwardingService(options.inner), options_(options) {}
   Settings SettingsFor(const std::string& model);
   void Remember(std::string id, Tracked tracked);
 
   Options options_;
-  serving::InferenceService* inner_;
   // Tells this object's entries in per-thread caches from those of one that lived at the same
   // address before.
   const uint64_t instance_ = NextInstanceId();

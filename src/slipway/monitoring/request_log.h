@@ -18,11 +18,11 @@
 #include <string>
 #include <thread>
 
-#include "slipway/serving/inference_service.h"
+#include "slipway/serving/forwarding_service.h"
 
 namespace slipway::monitoring {
 
-class RequestLogger : public serving::InferenceService {
+class RequestLogger : public serving::ForwardingService {
  public:
   struct Options {
     serving::InferenceService* inner = nullptr;  // not owned
@@ -39,34 +39,16 @@ class RequestLogger : public serving::InferenceService {
   uint64_t dropped_lines() const { return dropped_.load(); }
 
   void Infer(core::InferRequest request, core::InferCallback done) override;
-  bool ServerLive() const override { return inner_->ServerLive(); }
-  bool ServerReady() const override { return inner_->ServerReady(); }
-  serving::ServerMetadata GetServerMetadata() const override { return inner_->GetServerMetadata(); }
-  core::Result<bool> ModelReady(const std::string& name, int64_t version) const override {
-    return inner_->ModelReady(name, version);
-  }
-  core::Result<serving::ModelMetadata> GetModelMetadata(const std::string& name,
-                                                        int64_t version) const override {
-    return inner_->GetModelMetadata(name, version);
-  }
-  core::Result<core::ModelConfig> GetModelConfig(const std::string& name,
-                                                 int64_t version) const override {
-    return inner_->GetModelConfig(name, version);
-  }
-  core::Result<std::vector<serving::ModelStatistics>> GetModelStatistics(
-      const std::string& name, int64_t version) const override {
-    return inner_->GetModelStatistics(name, version);
-  }
 
  private:
-  explicit RequestLogger(Options options) : options_(std::move(options)), inner_(options_.inner) {}
+  explicit RequestLogger(Options options)
+      : ForwardingService(options.inner), options_(std::move(options)) {}
   core::Status Open();
   void Enqueue(bool payload, std::string_view text);
   void WriterLoop();
   void WritePayload(const std::string& text);
 
   Options options_;
-  serving::InferenceService* inner_;
   std::FILE* access_ = nullptr;   // owned unless it is stderr
   std::FILE* payload_ = nullptr;  // owned
   uint64_t payload_bytes_ = 0;    // written to the current payload file; writer thread only

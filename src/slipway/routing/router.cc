@@ -112,9 +112,7 @@ Result<std::unique_ptr<Router>> Router::Create(Options options) {
   if (options.inner == nullptr || options.admin == nullptr) {
     return Status::InvalidArgument("Router needs an inner InferenceService and an AdminService");
   }
-  auto router = std::unique_ptr<Router>(new Router(options));
-  router->inner_ = options.inner;
-  return router;
+  return std::unique_ptr<Router>(new Router(options));
 }
 
 // Holds admin_mu_; on leaving, drops the versions pinned while loading (the published state

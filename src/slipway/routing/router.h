@@ -28,12 +28,13 @@
 #include "slipway/routing/deployment_store.h"
 #include "slipway/routing/route_state.h"
 #include "slipway/serving/ground_truth.h"
+#include "slipway/serving/forwarding_service.h"
 #include "slipway/serving/inference_service.h"
 #include "slipway/serving/routing_admin.h"
 
 namespace slipway::routing {
 
-class Router : public serving::InferenceService, public serving::RoutingAdmin {
+class Router : public serving::ForwardingService, public serving::RoutingAdmin {
  public:
   struct Options {
     serving::InferenceService* inner = nullptr;  // not owned
@@ -63,23 +64,12 @@ class Router : public serving::InferenceService, public serving::RoutingAdmin {
 
   // InferenceService
   void Infer(core::InferRequest request, core::InferCallback done) override;
-  bool ServerLive() const override { return inner_->ServerLive(); }
-  bool ServerReady() const override { return inner_->ServerReady(); }
-  serving::ServerMetadata GetServerMetadata() const override { return inner_->GetServerMetadata(); }
   core::Result<bool> ModelReady(const std::string& name, int64_t version) const override {
     return inner_->ModelReady(name, version == 0 ? DefaultVersion(name) : version);
-  }
-  core::Result<serving::ModelMetadata> GetModelMetadata(const std::string& name,
-                                                        int64_t version) const override {
-    return inner_->GetModelMetadata(name, version);
   }
   core::Result<core::ModelConfig> GetModelConfig(const std::string& name,
                                                  int64_t version) const override {
     return inner_->GetModelConfig(name, version == 0 ? DefaultVersion(name) : version);
-  }
-  core::Result<std::vector<serving::ModelStatistics>> GetModelStatistics(
-      const std::string& name, int64_t version) const override {
-    return inner_->GetModelStatistics(name, version);
   }
 
   // RoutingAdmin
@@ -106,7 +96,7 @@ class Router : public serving::InferenceService, public serving::RoutingAdmin {
   };
 
   class AdminSection;
-  explicit Router(Options options) : options_(options) {}
+  explicit Router(Options options) : ForwardingService(options.inner), options_(options) {}
   std::shared_ptr<const RouteState> Find(const std::string& model) const;
   // The stable label's version when it is ready, else 0 (the highest ready version).
   int64_t DefaultVersion(const std::string& model) const;
@@ -136,7 +126,6 @@ class Router : public serving::InferenceService, public serving::RoutingAdmin {
               std::shared_ptr<struct Comparison> comparison);
 
   Options options_;
-  serving::InferenceService* inner_ = nullptr;
   core::Snapshot<Table> table_;
   std::mutex admin_mu_;  // serialises every change of routing state
   mutable std::mutex pins_mu_;
