@@ -307,9 +307,14 @@ class ServerProcess:
     def __init__(self, model_repository, extra_args=(), log_dir=None, name="slipway",
                  http_port=None, grpc_port=None):
         self.model_repository = str(model_repository)
+        # Three distinct ports: free_port() may hand out the same free port twice.
         self.http_port = http_port or free_port()
         self.grpc_port = grpc_port or free_port()
+        while grpc_port is None and self.grpc_port == self.http_port:
+            self.grpc_port = free_port()
         self.metrics_port = free_port()
+        while self.metrics_port in (self.http_port, self.grpc_port):
+            self.metrics_port = free_port()
         self.extra_args = list(extra_args)
         log_dir = Path(log_dir or tempfile.mkdtemp(prefix="slipway-it-"))
         log_dir.mkdir(parents=True, exist_ok=True)
