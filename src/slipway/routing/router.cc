@@ -64,6 +64,16 @@ core::InferRequest DeepCopy(const core::InferRequest& request) {
   return copy;
 }
 
+// The highest ready version a model's metadata lists, leaving out `except`; 0 when none.
+int64_t HighestVersion(const serving::ModelMetadata& md, int64_t except = 0) {
+  int64_t highest = 0;
+  for (const auto& v : md.versions) {
+    const int64_t n = std::stoll(v);  // the metadata lists std::to_string of version numbers
+    if (n != except) highest = std::max(highest, n);
+  }
+  return highest;
+}
+
 std::string Digest(const core::RoutingConfig& r) {
   std::string d;
   for (const auto& [label, v] : r.labels) d += "l:" + label + "=" + std::to_string(v) + ";";
@@ -323,8 +333,7 @@ void Router::ApplyConfig(const std::string& model) {
   if (routing.rollout.enabled && state.labels.count("stable") == 0) {
     auto md = inner_->GetModelMetadata(model, 0);
     if (md.ok() && !md->versions.empty()) {
-      int64_t highest = 0;
-      for (const auto& v : md->versions) highest = std::max<int64_t>(highest, std::stoll(v));
+      const int64_t highest = HighestVersion(*md);
       state.labels["stable"] = highest;
       changed = true;
       Record(model, "label", highest, "stable set to the highest ready version (first load)");
@@ -443,11 +452,7 @@ Result<serving::RoutingView> Router::GetRouting(const std::string& model) const 
   serving::RoutingView view;
   view.model = model;
   view.default_version = DefaultVersion(model);
-  if (view.default_version == 0 && md.ok()) {
-    for (const auto& v : md->versions) {
-      view.default_version = std::max<int64_t>(view.default_version, std::stoll(v));
-    }
-  }
+  if (view.default_version == 0 && md.ok()) view.default_version = HighestVersion(*md);
   auto state = Find(model);
   if (state == nullptr) {
     view.rollout.state = "idle";
@@ -582,10 +587,7 @@ Status Router::StartRolloutLocked(const std::string& model, int64_t version,
   if (stable == 0) {
     auto md = inner_->GetModelMetadata(model, 0);
     if (!md.ok()) return md.status();
-    for (const auto& v : md->versions) {
-      const int64_t n = std::stoll(v);
-      if (n != version) stable = std::max(stable, n);
-    }
+    stable = HighestVersion(*md, version);
   }
   if (stable == 0 || stable == version) {
     return Status::FailedPrecondition("model '" + model + "' has no stable version other than " +
@@ -741,8 +743,7 @@ void Router::StartPendingRollouts() {
     if (stable == state->labels.end()) continue;
     auto md = inner_->GetModelMetadata(model, 0);
     if (!md.ok()) continue;
-    int64_t newest = 0;
-    for (const auto& v : md->versions) newest = std::max<int64_t>(newest, std::stoll(v));
+    const int64_t newest = HighestVersion(*md);
     if (newest <= stable->second || state->rejected.count(newest) != 0) continue;
     if (auto st = StartRolloutLocked(model, newest, "new version appeared"); !st.ok()) {
       spdlog::error("model '{}': cannot start a rollout of version {}: {}; it will not be tried "
