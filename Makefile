@@ -15,7 +15,7 @@ ifdef ONNXRUNTIME_ROOT
 CMAKE_FLAGS += -DONNXRUNTIME_ROOT=$(ONNXRUNTIME_ROOT)
 endif
 
-.PHONY: setup build serve test unit integration asan tsan fuzz models bench bench-batching bench-observability clean
+.PHONY: setup build serve test unit integration asan tsan fuzz deploy-check models bench bench-batching bench-observability clean
 
 setup:
 	./scripts/setup.sh
@@ -59,7 +59,12 @@ fuzz: setup
 	cmake --build $(FUZZ_BUILD) -j$(JOBS) --target fuzz_json_request fuzz_grpc_request
 	./tests/fuzz/run_fuzzers.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
-test: unit integration asan tsan fuzz
+# Deployment files: the image's runtime packages against the built binary; every overlay and
+# KServe example rendered (kubectl kustomize) and validated against the API schemas.
+deploy-check: build
+	SLIPWAY_BINARY=$(abspath $(BUILD))/slipway $(PYTHON) -m pytest -q tests/deploy
+
+test: unit integration asan tsan fuzz deploy-check
 	@echo "make test: all suites passed"
 
 bench: build

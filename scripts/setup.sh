@@ -18,6 +18,12 @@ if [ "${1:-}" = "--bench" ]; then
   PACKAGES+=(python3-fastapi python3-uvicorn)
 fi
 
+# The deployment checks (tests/deploy) render manifests with kubectl and validate them with npm
+# packages; any kubectl or Node.js already installed will do.
+command -v node >/dev/null 2>&1 || PACKAGES+=(nodejs)
+command -v npm >/dev/null 2>&1 || PACKAGES+=(npm)
+command -v kubectl >/dev/null 2>&1 || PACKAGES+=(kubernetes-client)
+
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
