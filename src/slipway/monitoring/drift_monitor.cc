@@ -24,6 +24,8 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 constexpr size_t kPsiBins = 10;
+constexpr size_t kWakeBatch = 256;      // queued observations that wake the worker early
+constexpr int kWorkerTickMs = 50;      // otherwise the worker looks this often
 
 bool Numeric(core::DataType t) {
   using core::DataType;
@@ -241,8 +243,11 @@ void DriftMonitor::Infer(core::InferRequest request, core::InferCallback done) {
         ++dropped_;
       } else {
         queue_.push_back(std::move(obs));
+        // The worker looks every kWorkerTickMs anyway; waking it per observation would cost a
+        // context switch per sampled request, so it is woken only when a batch has gathered.
+        const bool wake = queue_.size() == kWakeBatch;
         lock.unlock();
-        queue_cv_.notify_one();
+        if (wake) queue_cv_.notify_one();
       }
     }
     done(std::move(result));
@@ -252,8 +257,8 @@ void DriftMonitor::Infer(core::InferRequest request, core::InferCallback done) {
 void DriftMonitor::WorkerLoop() {
   std::unique_lock<std::mutex> lock(queue_mu_);
   while (true) {
-    queue_cv_.wait_for(lock, std::chrono::milliseconds(500),
-                       [this] { return stopping_ || !queue_.empty(); });
+    queue_cv_.wait_for(lock, std::chrono::milliseconds(kWorkerTickMs),
+                       [this] { return stopping_ || queue_.size() >= kWakeBatch; });
     if (stopping_) break;
     std::deque<Observation> batch;
     batch.swap(queue_);

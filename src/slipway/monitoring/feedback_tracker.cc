@@ -64,17 +64,76 @@ FeedbackTracker::Settings FeedbackTracker::SettingsFor(const std::string& model)
   return s;
 }
 
-void FeedbackTracker::Remember(std::string id, Tracked tracked) {
-  std::lock_guard<std::mutex> lock(mu_);
+FeedbackTracker::Tracked* FeedbackTracker::FindLocked(const std::string& id) {
+  if (index_.empty()) return nullptr;
   const uint64_t key = std::hash<std::string>{}(id);
-  tracked.id = std::move(id);
-  if (tracked_.empty()) tracked_.reserve(options_.max_tracked);
-  auto [it, inserted] = tracked_.insert_or_assign(key, std::move(tracked));
-  if (inserted) order_.push_back(key);
-  while (order_.size() > options_.max_tracked) {
-    tracked_.erase(order_.front());
-    order_.pop_front();
+  const size_t mask = index_.size() - 1;
+  for (size_t i = key & mask; index_[i].used; i = (i + 1) & mask) {
+    if (index_[i].key != key) continue;
+    Tracked& t = ring_[index_[i].slot];
+    if (t.id == id) return &t;
   }
+  return nullptr;
+}
+
+void FeedbackTracker::UnindexLocked(uint64_t key, size_t slot) {
+  // Removes the entry of `slot` (being overwritten or answered), then shifts the
+  // entries after it back so every probe chain stays unbroken (no tombstones).
+  const size_t mask = index_.size() - 1;
+  size_t i = key & mask;
+  while (index_[i].used && (index_[i].key != key || index_[i].slot != slot)) i = (i + 1) & mask;
+  if (!index_[i].used) return;
+  size_t hole = i;
+  for (size_t j = (hole + 1) & mask; index_[j].used; j = (j + 1) & mask) {
+    const size_t home = index_[j].key & mask;
+    // Entry j may fill the hole unless its home lies cyclically in (hole, j].
+    const bool stays = hole <= j ? (home > hole && home <= j) : (home > hole || home <= j);
+    if (stays) continue;
+    index_[hole] = index_[j];
+    hole = j;
+  }
+  index_[hole] = IndexEntry{};
+}
+
+void FeedbackTracker::Remember(const std::string& id, const std::string& model, int64_t version,
+                               const core::Tensor& output) {
+  const int64_t rows = output.shape().empty() ? 1 : std::max<int64_t>(1, output.shape()[0]);
+  const uint64_t key = std::hash<std::string>{}(id);
+  std::lock_guard<std::mutex> lock(mu_);
+  if (ring_.empty()) {
+    ring_.resize(options_.max_tracked);
+    ring_keys_.resize(options_.max_tracked);
+    size_t capacity = 2;
+    while (capacity < 2 * options_.max_tracked) capacity *= 2;
+    index_.resize(capacity);
+  }
+  // An answer under an id already kept replaces it.
+  if (Tracked* old = FindLocked(id)) {
+    UnindexLocked(key, static_cast<size_t>(old - ring_.data()));
+    old->id.clear();
+  }
+  const size_t slot = next_;
+  next_ = (next_ + 1) % ring_.size();
+  Tracked& t = ring_[slot];
+  if (!t.id.empty()) UnindexLocked(ring_keys_[slot], slot);
+  t.predictions.clear();
+  for (int64_t r = 0; r < rows; ++r) {
+    auto p = core::RowPrediction(output, r, rows);
+    if (!p) break;
+    t.predictions.push_back(*p);
+  }
+  if (t.predictions.empty()) {
+    t.id.clear();
+    return;
+  }
+  t.id.assign(id);
+  t.model.assign(model);
+  t.version = version;
+  ring_keys_[slot] = key;
+  const size_t mask = index_.size() - 1;
+  size_t i = key & mask;
+  while (index_[i].used) i = (i + 1) & mask;
+  index_[i] = IndexEntry{key, static_cast<uint32_t>(slot), true};
 }
 
 void FeedbackTracker::Infer(core::InferRequest request, core::InferCallback done) {
@@ -86,14 +145,7 @@ void FeedbackTracker::Infer(core::InferRequest request, core::InferCallback done
     if (result.ok()) {
       for (const core::Tensor& t : result->outputs) {
         if (t.name() != output) continue;
-        const int64_t rows = t.shape().empty() ? 1 : std::max<int64_t>(1, t.shape()[0]);
-        Tracked tracked{"", result->model_name, result->model_version, {}};
-        for (int64_t r = 0; r < rows; ++r) {
-          auto p = core::RowPrediction(t, r, rows);
-          if (!p) break;
-          tracked.predictions.push_back(*p);
-        }
-        if (!tracked.predictions.empty()) Remember(result->id, std::move(tracked));
+        Remember(result->id, result->model_name, result->model_version, t);
       }
     }
     done(std::move(result));
@@ -115,24 +167,24 @@ Result<serving::FeedbackResult> FeedbackTracker::Feedback(
   const size_t window = settings.window;
   // Check every item first: a malformed one refuses the whole call and applies nothing.
   for (const auto& item : items) {
-    auto it = tracked_.find(std::hash<std::string>{}(item.id));
-    if (it == tracked_.end() || it->second.id != item.id || it->second.model != model) continue;
-    if (item.truth.size() != it->second.predictions.size()) {
+    const Tracked* t = FindLocked(item.id);
+    if (t == nullptr || t->model != model) continue;
+    if (item.truth.size() != t->predictions.size()) {
       return Status::InvalidArgument(
           "feedback for id '" + item.id + "' has " + std::to_string(item.truth.size()) +
-          " values but its request had " + std::to_string(it->second.predictions.size()) +
+          " values but its request had " + std::to_string(t->predictions.size()) +
           " rows");
     }
   }
   for (const auto& item : items) {
-    auto it = tracked_.find(std::hash<std::string>{}(item.id));
-    if (it == tracked_.end() || it->second.id != item.id || it->second.model != model) {
+    Tracked* t = FindLocked(item.id);
+    if (t == nullptr || t->model != model) {
       result.unknown_ids.push_back(item.id);
       continue;
     }
-    Outcomes& o = outcomes_[{model, it->second.version}];
+    Outcomes& o = outcomes_[{model, t->version}];
     for (size_t r = 0; r < item.truth.size(); ++r) {
-      const core::Prediction& p = it->second.predictions[r];
+      const core::Prediction& p = t->predictions[r];
       o.classification = p.classification;
       const double outcome = p.classification ? (std::fabs(p.value - item.truth[r]) < 0.5 ? 1 : 0)
                                               : std::fabs(p.value - item.truth[r]);
@@ -141,8 +193,10 @@ Result<serving::FeedbackResult> FeedbackTracker::Feedback(
       ++o.total;
     }
     ++result.applied;
-    const int64_t version = it->second.version;
-    tracked_.erase(it);  // one truth per answer; the id stays in order_ until it expires
+    const int64_t version = t->version;
+    UnindexLocked(std::hash<std::string>{}(item.id),
+                  static_cast<size_t>(t - ring_.data()));  // one truth per answer
+    t->id.clear();
     if (settings.min_accuracy > 0 && o.classification && o.window.size() >= window) {
       double sum = 0;
       for (double v : o.window) sum += v;

@@ -18,7 +18,6 @@
 #include <memory>
 #include <mutex>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "slipway/core/prediction.h"
@@ -76,7 +75,13 @@ class FeedbackTracker : public serving::ForwardingService, public serving::Groun
   explicit FeedbackTracker(Options options)
       : ForwardingService(options.inner), options_(options) {}
   Settings SettingsFor(const std::string& model);
-  void Remember(std::string id, Tracked tracked);
+  // Records what `output` predicts for each of its rows under `id`, overwriting the oldest entry
+  // once max_tracked are kept. Reuses the slot's storage: no allocation per answer once warm.
+  void Remember(const std::string& id, const std::string& model, int64_t version,
+                const core::Tensor& output);
+  // The slot holding `id`, or nullptr; and taking an entry out of the index. Callers hold mu_.
+  Tracked* FindLocked(const std::string& id);
+  void UnindexLocked(uint64_t key, size_t slot);
 
   Options options_;
   // Tells this object's entries in per-thread caches from those of one that lived at the same
@@ -85,9 +90,19 @@ class FeedbackTracker : public serving::ForwardingService, public serving::Groun
   std::mutex settings_mu_;  // serialises refreshes of settings_
   core::Snapshot<std::map<std::string, Settings>> settings_;  // read without a lock
   mutable std::mutex mu_;
-  // By the hash of the answer's id (the entry keeps the id itself); guarded by mu_.
-  std::unordered_map<uint64_t, Tracked> tracked_;
-  std::deque<uint64_t> order_;  // arrival order, for expiry; guarded by mu_
+  // The remembered answers, a ring in arrival order (the oldest is overwritten first), and an
+  // open-addressing index (linear probing, twice the ring's size) from the hash of an answer's
+  // id to its slot; an entry keeps the id itself, so a hash collision is told apart. All
+  // guarded by mu_ and sized on first use.
+  struct IndexEntry {
+    uint64_t key = 0;
+    uint32_t slot = 0;
+    bool used = false;
+  };
+  std::vector<Tracked> ring_;
+  std::vector<uint64_t> ring_keys_;  // the index key of each slot's entry
+  size_t next_ = 0;                  // the slot the next answer takes
+  std::vector<IndexEntry> index_;
   std::map<std::pair<std::string, int64_t>, Outcomes> outcomes_;  // guarded by mu_
 };
 
