@@ -10,7 +10,7 @@ PACKAGES=(
   libboost-dev libcpp-httplib-dev libsimdjson-dev libyaml-cpp-dev libspdlog-dev libfmt-dev libcli11-dev zlib1g-dev
   libsqlite3-dev libarchive-dev libgtest-dev libgmock-dev libbenchmark-dev clang-14 libclang-rt-14-dev
   python3 python3-torch python3-onnx python3-sklearn python3-numpy python3-grpcio python3-protobuf
-  python3-pytest python3-requests python3-scipy prometheus
+  python3-pytest python3-requests python3-scipy prometheus nginx
 )
 
 # `setup.sh --bench` also installs what the benchmarks' baselines need.
