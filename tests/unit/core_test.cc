@@ -94,5 +94,18 @@ TEST(JsonWriter, WritesNestedValuesWithCommas) {
   EXPECT_EQ(w.str(), R"({"a":-1,"b":[1.5,0.1,true,null,"q\"\n\u0001"],"c":{}})");
 }
 
+TEST(JsonWriter, EscapesOnlyWhatJsonRequires) {
+  JsonWriter w;
+  w.StartArray();
+  w.String("");
+  w.String("plain text");
+  w.String("\\lead and trail\\");
+  w.String(std::string("a\0b\tc\rd\x1f", 8));
+  w.String("caf\xc3\xa9 \xe2\x9c\x93");  // UTF-8 passes through as is
+  w.EndArray();
+  EXPECT_EQ(w.str(), "[\"\",\"plain text\",\"\\\\lead and trail\\\\\","
+                     "\"a\\u0000b\\tc\\rd\\u001f\",\"caf\xc3\xa9 \xe2\x9c\x93\"]");
+}
+
 }  // namespace
 }  // namespace slipway::core
