@@ -91,6 +91,73 @@ int main(int argc, char** argv) {
                     "the HTTP port serves /metrics too)")
       ->capture_default_str()
       ->check(CLI::Range(-1, 65535));
+  serve->add_option("--api-keys-file", opts.api_keys_file,
+                    "YAML file of API keys with roles (infer, admin); SLIPWAY_API_KEYS="
+                    "\"admin=KEY,infer=KEY\" adds keys from the environment. With any key, "
+                    "calls need one (SIGHUP rereads the file)");
+  serve->add_option("--open-endpoints", opts.open_endpoints,
+                    "Endpoints that need no key when keys are set: health, metrics, both "
+                    "(comma-separated) or none")
+      ->capture_default_str();
+  serve->add_option("--rate-limit", opts.rate_limit,
+                    "Requests per second per client (its key, or its address without one); "
+                    "over it: HTTP 429 / RESOURCE_EXHAUSTED. 0: no limit")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  serve->add_option("--rate-limit-burst", opts.rate_limit_burst,
+                    "Requests a client may send at once before the rate applies (0: the rate)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  serve->add_option("--admin-http-port", opts.admin_http_port,
+                    "Serve admin endpoints (repository, labels, traffic, rollouts, uploads, "
+                    "feedback) only on this port; the HTTP port answers them 404. -1: on the "
+                    "HTTP port")
+      ->capture_default_str()
+      ->check(CLI::Range(-1, 65535));
+  serve->add_option("--admin-host", opts.admin_host,
+                    "Address for --admin-http-port (default: 127.0.0.1)")
+      ->capture_default_str();
+  serve->add_option("--http-max-header-bytes", opts.http_max_header_bytes,
+                    "Largest request line plus headers; larger get 431")
+      ->capture_default_str()
+      ->check(CLI::Range(1024, 1 << 20));
+  serve->add_option("--http-idle-timeout", opts.http_idle_timeout_seconds,
+                    "Seconds a connection may wait between requests, or for a request's headers")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 3600));
+  serve->add_option("--http-request-timeout", opts.http_request_timeout_seconds,
+                    "Seconds a request's body may take to arrive (a stalled client is cut off)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 3600));
+  serve->add_option("--max-tensor-elements", opts.max_tensor_elements,
+                    "Most elements in any one input tensor (0: only the model's shape and the "
+                    "body size limit)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  serve->add_option("--max-string-bytes", opts.max_string_bytes,
+                    "Most bytes in any one BYTES element (0: no limit beyond the body size)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  serve->add_option("--tls-cert", opts.tls_cert_file,
+                    "PEM certificate (chain) for TLS on the HTTP, admin and gRPC ports; needs "
+                    "--tls-key. SIGHUP reloads it for HTTP; gRPC rereads it every 10 s. The "
+                    "--metrics-port listener stays plain HTTP");
+  serve->add_option("--tls-key", opts.tls_key_file,
+                    "PEM private key of --tls-cert (unencrypted)");
+  serve->add_option("--tls-client-ca", opts.tls_client_ca_file,
+                    "PEM CA certificate(s): clients must present a certificate signed by one "
+                    "(mutual TLS)");
+  serve->add_option("--cache-bytes", opts.cache_bytes,
+                    "Response cache budget in bytes, for models whose config sets "
+                    "response_cache: {enable: true} (0: no cache)")
+      ->capture_default_str();
+  serve->add_option("--cache-redis", opts.cache_redis,
+                    "HOST:PORT of a Redis that replicas share answers through (Redis slow or "
+                    "down means a miss, never a failed request)");
+  serve->add_option("--cache-redis-timeout-ms", opts.cache_redis_timeout_ms,
+                    "Connect and command timeout for --cache-redis")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 10000));
   serve->add_option("--log-level", opts.log_level, "trace, debug, info, warn, error")
       ->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));

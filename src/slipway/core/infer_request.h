@@ -49,6 +49,9 @@ struct InferResponse {
   uint64_t compute_ns = 0;
   int64_t batch_rows = 0;
   std::string route;
+  // Facts about how the answer was made, for the frontends to pass on: "cache_hit" (bool) is
+  // true when the response cache answered without running the model.
+  Parameters parameters;
 };
 
 using InferCallback = std::function<void(Result<InferResponse>)>;

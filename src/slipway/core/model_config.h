@@ -139,6 +139,14 @@ struct RoutingConfig {
   }
 };
 
+// Answers kept by the response cache (cache::ResponseCache): identical requests are answered
+// without running the model. Only for deterministic models whose answers may be shared between
+// callers.
+struct ResponseCacheConfig {
+  bool enabled = false;
+  double ttl_seconds = 0;  // an answer is reused for this long; 0: until evicted or invalidated
+};
+
 struct ModelConfig {
   std::string name;
   std::string platform;  // "onnxruntime_onnx"
@@ -157,6 +165,7 @@ struct ModelConfig {
   ValidationConfig validation;
   MonitoringConfig monitoring;
   RoutingConfig routing;
+  ResponseCacheConfig response_cache;
   // The model's folder in the repository, for files the config names (set when it is read).
   std::string directory;
   // Where the config came from ("config.yaml", "config.pbtxt", or "" for none), for messages.

@@ -56,6 +56,8 @@ Result<core::ModelConfig> FromModelConfigProto(const inference::ModelConfig& pb,
   c.backend = pb.backend();
   c.max_batch_size = pb.max_batch_size();
   c.default_model_filename = pb.default_model_filename();
+  // Triton's `response_cache { enable: true }`; it has no expiry (entries live until evicted).
+  c.response_cache.enabled = pb.has_response_cache() && pb.response_cache().enable();
   for (const auto& in : pb.input()) c.inputs.push_back(FromProto(in.name(), in.data_type(), in.dims()));
   for (const auto& out : pb.output()) {
     c.outputs.push_back(FromProto(out.name(), out.data_type(), out.dims()));

@@ -84,6 +84,41 @@ Status ParseWarmup(const YAML::Node& node, const std::string& where, core::Warmu
   return Status::Ok();
 }
 
+// `response_cache: {enable: true, ttl_seconds: 30}`; `response_cache: true` or an empty section
+// turns it on with no expiry.
+Status ParseResponseCache(const YAML::Node& node, const std::string& where,
+                          core::ResponseCacheConfig* out) {
+  out->enabled = true;
+  if (node.IsNull()) return Status::Ok();
+  bool flag = false;
+  if (node.IsScalar()) {
+    if (!YAML::convert<bool>::decode(node, flag)) {
+      return Status::InvalidArgument(where + " must be true, false or a mapping, got '" +
+                                     node.Scalar() + "'");
+    }
+    out->enabled = flag;
+    return Status::Ok();
+  }
+  RETURN_IF_ERROR(CheckKeys(node, {"enable", "ttl_seconds"}, where));
+  if (const YAML::Node e = node["enable"]) {
+    if (!e.IsScalar() || !YAML::convert<bool>::decode(e, flag)) {
+      return Status::InvalidArgument(where + ": enable must be true or false");
+    }
+    out->enabled = flag;
+  }
+  if (const YAML::Node t = node["ttl_seconds"]) {
+    double ttl = 0;
+    if (!t.IsScalar() || !YAML::convert<double>::decode(t, ttl) || !(ttl >= 0) ||
+        ttl > 1e9) {
+      return Status::InvalidArgument(where + ": ttl_seconds must be a number of seconds >= 0 "
+                                     "(0: no expiry), got '" + (t.IsScalar() ? t.Scalar() : "") +
+                                     "'");
+    }
+    out->ttl_seconds = ttl;
+  }
+  return Status::Ok();
+}
+
 Status ParseTarget(const YAML::Node& node, const std::string& where, std::string* out) {
   *out = node.as<std::string>();
   int64_t v = 0;
@@ -215,7 +250,7 @@ Result<core::ModelConfig> ParseYamlNode(const YAML::Node& root, const std::strin
                             {"name", "backend", "platform", "max_batch_size", "version_policy",
                              "instance_count", "instances", "inputs", "outputs",
                              "dynamic_batching", "default_model_filename", "warmup", "labels",
-                             "traffic", "rollout", "validation", "monitoring"},
+                             "traffic", "rollout", "validation", "monitoring", "response_cache"},
                             where));
   core::ModelConfig c;
   c.name = root["name"] ? root["name"].as<std::string>() : model_name;
@@ -357,6 +392,9 @@ Result<core::ModelConfig> ParseYamlNode(const YAML::Node& root, const std::strin
       return Status::InvalidArgument(where + " validation: min_accuracy and max_divergence "
                                      "must be within 0..1");
     }
+  }
+  if (const YAML::Node rc = root["response_cache"]) {
+    RETURN_IF_ERROR(ParseResponseCache(rc, where + " response_cache", &c.response_cache));
   }
   if (const YAML::Node db = root["dynamic_batching"]) {
     c.dynamic_batching.enabled = true;

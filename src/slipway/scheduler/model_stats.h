@@ -66,6 +66,9 @@ struct StatsSnapshot {
   Duration compute_input;
   Duration compute_infer;
   Duration compute_output;
+  // Response cache lookups that answered / did not (filled by the cache, per model).
+  Duration cache_hit;
+  Duration cache_miss;
   std::map<uint64_t, BatchStats> batches;  // by batch size (rows)
   std::array<uint64_t, kFailureReasons> failures{};  // by FailureReason
   // Seconds; request and queue per request, compute per execution; batch size in rows.

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cstring>
 #include <set>
 
 namespace slipway::serving {
@@ -24,7 +25,8 @@ std::string ModelLabel(const core::ModelConfig& config) { return "model '" + con
 
 Status ValidateInferRequest(const core::ModelConfig& config, const core::InferRequest& request,
                             std::vector<const core::Tensor*>* ordered,
-                            std::vector<std::string>* output_names) {
+                            std::vector<std::string>* output_names,
+                            const RequestLimits& limits) {
   const bool batching = config.batch_size_limit() > 0;
   ordered->assign(config.inputs.size(), nullptr);
   int64_t batch = -1;
@@ -87,6 +89,31 @@ Status ValidateInferRequest(const core::ModelConfig& config, const core::InferRe
       batch_from = t.name();
     }
     RETURN_IF_ERROR(t.ValidateSize());
+    if (limits.max_tensor_elements > 0) {
+      auto elements = core::ElementCount(shape);
+      if (elements.ok() && *elements > limits.max_tensor_elements) {
+        return Status::InvalidArgument(
+            "input '" + t.name() + "' has " + std::to_string(*elements) +
+            " elements, more than the server's limit of " +
+            std::to_string(limits.max_tensor_elements));
+      }
+    }
+    if (limits.max_string_bytes > 0 && t.type() == core::DataType::kBytes) {
+      // Elements are 4-byte little-endian lengths followed by the bytes (ValidateSize checked
+      // that they fit).
+      const std::string_view b = t.bytes();
+      size_t pos = 0;
+      while (pos + 4 <= b.size()) {
+        uint32_t n = 0;
+        std::memcpy(&n, b.data() + pos, 4);
+        if (n > limits.max_string_bytes) {
+          return Status::InvalidArgument("input '" + t.name() + "' has a string of " +
+                                         std::to_string(n) + " bytes, more than the server's "
+                                         "limit of " + std::to_string(limits.max_string_bytes));
+        }
+        pos += 4 + n;
+      }
+    }
   }
   for (size_t i = 0; i < config.inputs.size(); ++i) {
     if ((*ordered)[i] == nullptr) {
@@ -131,7 +158,8 @@ void ServingCore::Infer(core::InferRequest request, core::InferCallback done) {
   const core::ModelConfig& config = version->config();
   std::vector<const core::Tensor*> ordered;
   scheduler::PendingRequest pending;
-  Status st = ValidateInferRequest(config, request, &ordered, &pending.output_names);
+  Status st =
+      ValidateInferRequest(config, request, &ordered, &pending.output_names, options_.limits);
   if (!st.ok()) {
     spdlog::debug("infer model='{}' id='{}' refused: {}", request.model_name, request.id,
                   st.ToString());

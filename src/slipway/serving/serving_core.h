@@ -18,6 +18,12 @@ namespace slipway::serving {
 // repository API (kExplicit).
 enum class ModelControl { kNone, kPoll, kExplicit };
 
+// Server-wide request limits beyond what the model's config allows; 0 means no limit.
+struct RequestLimits {
+  int64_t max_tensor_elements = 0;  // elements in any one input
+  size_t max_string_bytes = 0;      // bytes in any one BYTES element
+};
+
 class ServingCore : public InferenceService, public AdminService {
  public:
   struct Options {
@@ -26,6 +32,7 @@ class ServingCore : public InferenceService, public AdminService {
     // Ready only while every model is ready (Triton's default); otherwise ready once started.
     bool strict_readiness = true;
     std::string server_version = "0.1.0";
+    RequestLimits limits;
   };
   static core::Result<std::unique_ptr<ServingCore>> Create(Options options);
 
@@ -65,6 +72,7 @@ class ServingCore : public InferenceService, public AdminService {
 core::Status ValidateInferRequest(const core::ModelConfig& config,
                                   const core::InferRequest& request,
                                   std::vector<const core::Tensor*>* ordered,
-                                  std::vector<std::string>* output_names);
+                                  std::vector<std::string>* output_names,
+                                  const RequestLimits& limits = {});
 
 }  // namespace slipway::serving

@@ -8,7 +8,9 @@
 #include <limits>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
+#include <variant>
 
 namespace slipway::frontends::grpc {
 namespace {
@@ -276,6 +278,25 @@ void EncodeModelInferResponse(const core::InferResponse& in, inference::ModelInf
   out->set_model_name(in.model_name);
   out->set_model_version(std::to_string(in.model_version));
   out->set_id(in.id);
+  for (const auto& [name, value] : in.parameters) {
+    inference::InferParameter& p = (*out->mutable_parameters())[name];
+    std::visit(
+        [&p](const auto& v) {
+          using V = std::decay_t<decltype(v)>;
+          if constexpr (std::is_same_v<V, bool>) {
+            p.set_bool_param(v);
+          } else if constexpr (std::is_same_v<V, int64_t>) {
+            p.set_int64_param(v);
+          } else if constexpr (std::is_same_v<V, uint64_t>) {
+            p.set_uint64_param(v);
+          } else if constexpr (std::is_same_v<V, double>) {
+            p.set_double_param(v);
+          } else {
+            p.set_string_param(v);
+          }
+        },
+        value);
+  }
   out->mutable_outputs()->Reserve(static_cast<int>(in.outputs.size()));
   out->mutable_raw_output_contents()->Reserve(static_cast<int>(in.outputs.size()));
   for (const core::Tensor& t : in.outputs) {
@@ -331,6 +352,7 @@ void EncodeModelConfig(const core::ModelConfig& in, inference::ModelConfig* out)
   group->set_name(in.name);
   group->set_kind(inference::ModelInstanceGroup::KIND_CPU);
   group->set_count(static_cast<int32_t>(in.instance_count));
+  if (in.response_cache.enabled) out->mutable_response_cache()->set_enable(true);
 
   if (in.dynamic_batching.enabled) {
     auto* db = out->mutable_dynamic_batching();
@@ -377,8 +399,8 @@ void EncodeModelStatistics(const serving::ModelStatistics& in, inference::ModelS
   SetDuration(s.compute_input, is->mutable_compute_input());
   SetDuration(s.compute_infer, is->mutable_compute_infer());
   SetDuration(s.compute_output, is->mutable_compute_output());
-  is->mutable_cache_hit();
-  is->mutable_cache_miss();
+  SetDuration(s.cache_hit, is->mutable_cache_hit());
+  SetDuration(s.cache_miss, is->mutable_cache_miss());
   for (const auto& [size, b] : s.batches) {
     auto* bs = out->add_batch_stats();
     bs->set_batch_size(size);

@@ -5,10 +5,17 @@
 #include <grpc/grpc.h>
 #include <grpcpp/resource_quota.h>
 #include <grpcpp/security/server_credentials.h>
+#include <grpcpp/security/tls_certificate_provider.h>
+#include <grpcpp/security/tls_credentials_options.h>
 #include <grpcpp/server_builder.h>
 #include <grpcpp/server_context.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <iterator>
 #include <utility>
 
 #include "grpc_service.grpc.pb.h"
@@ -48,6 +55,86 @@ std::string ListenAddress(const std::string& host, int port) {
   return (ipv6_literal ? "[" + host + "]" : host) + ":" + std::to_string(port);
 }
 
+// TLS credentials from the PEM files of `options`, reread every tls_refresh_seconds by gRPC's
+// file watcher; `provider` receives the watcher, which must outlive the server.
+core::Result<std::shared_ptr<::grpc::ServerCredentials>> TlsCredentials(
+    const GrpcServerOptions& options,
+    std::shared_ptr<::grpc::experimental::CertificateProviderInterface>* provider) {
+  if (options.tls_cert_file.empty() && options.tls_key_file.empty()) {
+    return core::Status::InvalidArgument(
+        "a TLS client CA needs a server certificate and private key too");
+  }
+  if (options.tls_cert_file.empty() || options.tls_key_file.empty()) {
+    return core::Status::InvalidArgument(
+        std::string("TLS needs both a certificate and a private key; only the ") +
+        (options.tls_cert_file.empty() ? "key" : "certificate") + " was given");
+  }
+  const std::pair<const std::string*, const char*> files[] = {
+      {&options.tls_cert_file, "certificate"},
+      {&options.tls_key_file, "private key"},
+      {&options.tls_client_ca_file, "client CA"}};
+  for (const auto& [path, what] : files) {
+    if (path->empty()) continue;
+    std::ifstream in(*path, std::ios::binary);
+    if (!in) {
+      return core::Status::InvalidArgument(std::string("cannot read the TLS ") + what + " '" +
+                                           *path + "': " + std::strerror(errno));
+    }
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (text.find("-----BEGIN ") == std::string::npos) {
+      return core::Status::InvalidArgument(std::string("the TLS ") + what + " '" + *path +
+                                           "' holds no PEM data");
+    }
+  }
+  *provider = std::make_shared<::grpc::experimental::FileWatcherCertificateProvider>(
+      options.tls_key_file, options.tls_cert_file, options.tls_client_ca_file,
+      std::max(1u, options.tls_refresh_seconds));
+  ::grpc::experimental::TlsServerCredentialsOptions tls(*provider);
+  tls.watch_identity_key_cert_pairs();
+  if (options.tls_client_ca_file.empty()) {
+    tls.set_cert_request_type(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+  } else {
+    tls.watch_root_certs();
+    tls.set_cert_request_type(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  }
+  return ::grpc::experimental::TlsServerCredentials(tls);
+}
+
+// Keys, roles and rate limits: OK to go on, or the refusal (UNAUTHENTICATED, PERMISSION_DENIED,
+// RESOURCE_EXHAUSTED) to answer with.
+::grpc::Status Admit(security::AccessGuard* guard, const ::grpc::ServerContextBase& context,
+                     security::Access access) {
+  if (guard == nullptr) return ::grpc::Status::OK;
+  const auto& md = context.client_metadata();
+  auto value = [&md](const char* name) -> std::string_view {
+    auto it = md.find(name);
+    return it == md.end() ? std::string_view() : std::string_view(it->second.data(), it->second.size());
+  };
+  // "ipv4:127.0.0.1:5000" / "ipv6:[::1]:5000": the address without the port.
+  std::string peer = context.peer();
+  if (auto colon = peer.find(':'); colon != std::string::npos) peer = peer.substr(colon + 1);
+  if (auto port = peer.rfind(':'); port != std::string::npos) peer = peer.substr(0, port);
+  const auto v = guard->Check(access, security::AccessGuard::CredentialFrom(
+                                          value("authorization"), value("x-api-key")),
+                              peer);
+  switch (v.outcome) {
+    case security::Verdict::kAllowed: return ::grpc::Status::OK;
+    case security::Verdict::kUnauthenticated:
+      return ::grpc::Status(::grpc::StatusCode::UNAUTHENTICATED, v.message);
+    case security::Verdict::kForbidden:
+      return ::grpc::Status(::grpc::StatusCode::PERMISSION_DENIED, v.message);
+    case security::Verdict::kRateLimited:
+      return ::grpc::Status(::grpc::StatusCode::RESOURCE_EXHAUSTED, v.message);
+  }
+  return ::grpc::Status::OK;
+}
+
+#define SLIPWAY_ADMIT(access)                                                    \
+  do {                                                                           \
+    ::grpc::Status admitted = Admit(guard_, *context, security::Access::access); \
+    if (!admitted.ok()) return admitted;                                         \
+  } while (0)
+
 }  // namespace
 
 // ---- inference.GRPCInferenceService ---------------------------------------------------------
@@ -57,8 +144,8 @@ class GrpcServer::InferenceHandler final
           inference::GRPCInferenceService::Service> {
  public:
   InferenceHandler(serving::InferenceService* inference, serving::AdminService* admin,
-                   serving::RoutingAdmin* routing)
-      : inference_(inference), admin_(admin), routing_(routing) {
+                   serving::RoutingAdmin* routing, security::AccessGuard* guard)
+      : inference_(inference), admin_(admin), routing_(routing), guard_(guard) {
     if (routing_ != nullptr) {
       resolve_ = [this](const std::string& model, const std::string& label) {
         return routing_->ResolveLabel(model, label);
@@ -75,20 +162,23 @@ class GrpcServer::InferenceHandler final
     return version;
   }
 
-  ::grpc::Status ServerLive(ServerContext*, const inference::ServerLiveRequest*,
+  ::grpc::Status ServerLive(ServerContext* context, const inference::ServerLiveRequest*,
                             inference::ServerLiveResponse* response) override {
+    SLIPWAY_ADMIT(kHealth);
     response->set_live(inference_->ServerLive());
     return ::grpc::Status::OK;
   }
 
-  ::grpc::Status ServerReady(ServerContext*, const inference::ServerReadyRequest*,
+  ::grpc::Status ServerReady(ServerContext* context, const inference::ServerReadyRequest*,
                              inference::ServerReadyResponse* response) override {
+    SLIPWAY_ADMIT(kHealth);
     response->set_ready(inference_->ServerReady());
     return ::grpc::Status::OK;
   }
 
-  ::grpc::Status ModelReady(ServerContext*, const inference::ModelReadyRequest* request,
+  ::grpc::Status ModelReady(ServerContext* context, const inference::ModelReadyRequest* request,
                             inference::ModelReadyResponse* response) override {
+    SLIPWAY_ADMIT(kInfer);
     auto version = Version(request->name(), request->version());
     if (!version.ok()) return ToGrpcStatus(version.status());
     auto ready = inference_->ModelReady(request->name(), version.value());
@@ -105,8 +195,9 @@ class GrpcServer::InferenceHandler final
     return ToGrpcStatus(ready.status());
   }
 
-  ::grpc::Status ServerMetadata(ServerContext*, const inference::ServerMetadataRequest*,
+  ::grpc::Status ServerMetadata(ServerContext* context, const inference::ServerMetadataRequest*,
                                 inference::ServerMetadataResponse* response) override {
+    SLIPWAY_ADMIT(kInfer);
     const serving::ServerMetadata metadata = inference_->GetServerMetadata();
     response->set_name(metadata.name);
     response->set_version(metadata.version);
@@ -114,8 +205,9 @@ class GrpcServer::InferenceHandler final
     return ::grpc::Status::OK;
   }
 
-  ::grpc::Status ModelMetadata(ServerContext*, const inference::ModelMetadataRequest* request,
+  ::grpc::Status ModelMetadata(ServerContext* context, const inference::ModelMetadataRequest* request,
                                inference::ModelMetadataResponse* response) override {
+    SLIPWAY_ADMIT(kInfer);
     auto version = Version(request->name(), request->version());
     if (!version.ok()) return ToGrpcStatus(version.status());
     auto metadata = inference_->GetModelMetadata(request->name(), version.value());
@@ -128,8 +220,9 @@ class GrpcServer::InferenceHandler final
     return ::grpc::Status::OK;
   }
 
-  ::grpc::Status ModelConfig(ServerContext*, const inference::ModelConfigRequest* request,
+  ::grpc::Status ModelConfig(ServerContext* context, const inference::ModelConfigRequest* request,
                              inference::ModelConfigResponse* response) override {
+    SLIPWAY_ADMIT(kInfer);
     auto version = Version(request->name(), request->version());
     if (!version.ok()) return ToGrpcStatus(version.status());
     auto config = inference_->GetModelConfig(request->name(), version.value());
@@ -145,6 +238,11 @@ class GrpcServer::InferenceHandler final
                                          const inference::ModelInferRequest* request,
                                          inference::ModelInferResponse* response) override {
     ::grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    if (::grpc::Status admitted = Admit(guard_, *context, security::Access::kInfer);
+        !admitted.ok()) {
+      reactor->Finish(admitted);
+      return reactor;
+    }
     core::InferRequest decoded;
     core::Status status = DecodeModelInferRequest(*request, &decoded, resolve_);
     if (status.ok() && decoded.parameters.count("routing_key") == 0) {
@@ -169,14 +267,22 @@ class GrpcServer::InferenceHandler final
   }
 
   ::grpc::Status ModelStreamInfer(
-      ServerContext*,
+      ServerContext* context,
       ::grpc::ServerReaderWriter<inference::ModelStreamInferResponse,
                                  inference::ModelInferRequest>* stream) override {
+    SLIPWAY_ADMIT(kInfer);
     inference::ModelInferRequest request;
+    bool first = true;
     while (stream->Read(&request)) {
       inference::ModelStreamInferResponse response;
+      // Each message after the first is one more request for the rate limit.
+      const ::grpc::Status admitted =
+          first ? ::grpc::Status::OK : Admit(guard_, *context, security::Access::kInfer);
+      first = false;
       const core::Status status =
-          RunInference(*inference_, request, response.mutable_infer_response(), resolve_);
+          admitted.ok()
+              ? RunInference(*inference_, request, response.mutable_infer_response(), resolve_)
+              : core::Status::ResourceExhausted(admitted.error_message());
       if (!status.ok()) {
         // A failed request does not end the stream: answer it with the error and go on.
         response.Clear();
@@ -195,8 +301,9 @@ class GrpcServer::InferenceHandler final
     return ::grpc::Status::OK;
   }
 
-  ::grpc::Status ModelStatistics(ServerContext*, const inference::ModelStatisticsRequest* request,
+  ::grpc::Status ModelStatistics(ServerContext* context, const inference::ModelStatisticsRequest* request,
                                  inference::ModelStatisticsResponse* response) override {
+    SLIPWAY_ADMIT(kInfer);
     auto version = Version(request->name(), request->version());
     if (!version.ok()) return ToGrpcStatus(version.status());
     auto stats = inference_->GetModelStatistics(request->name(), version.value());
@@ -205,8 +312,9 @@ class GrpcServer::InferenceHandler final
     return ::grpc::Status::OK;
   }
 
-  ::grpc::Status RepositoryIndex(ServerContext*, const inference::RepositoryIndexRequest* request,
+  ::grpc::Status RepositoryIndex(ServerContext* context, const inference::RepositoryIndexRequest* request,
                                  inference::RepositoryIndexResponse* response) override {
+    SLIPWAY_ADMIT(kAdmin);
     if (admin_ == nullptr) {
       return ::grpc::Status(::grpc::StatusCode::UNIMPLEMENTED,
                             "the repository API is not enabled on this server");
@@ -221,9 +329,10 @@ class GrpcServer::InferenceHandler final
     return ::grpc::Status::OK;
   }
 
-  ::grpc::Status RepositoryModelLoad(ServerContext*,
+  ::grpc::Status RepositoryModelLoad(ServerContext* context,
                                      const inference::RepositoryModelLoadRequest* request,
                                      inference::RepositoryModelLoadResponse*) override {
+    SLIPWAY_ADMIT(kAdmin);
     if (admin_ == nullptr) {
       return ::grpc::Status(::grpc::StatusCode::UNIMPLEMENTED,
                             "the repository API is not enabled on this server");
@@ -246,9 +355,10 @@ class GrpcServer::InferenceHandler final
     return ToGrpcStatus(admin_->LoadModel(request->model_name(), options));
   }
 
-  ::grpc::Status RepositoryModelUnload(ServerContext*,
+  ::grpc::Status RepositoryModelUnload(ServerContext* context,
                                        const inference::RepositoryModelUnloadRequest* request,
                                        inference::RepositoryModelUnloadResponse*) override {
+    SLIPWAY_ADMIT(kAdmin);
     if (admin_ == nullptr) {
       return ::grpc::Status(::grpc::StatusCode::UNIMPLEMENTED,
                             "the repository API is not enabled on this server");
@@ -260,6 +370,7 @@ class GrpcServer::InferenceHandler final
   serving::InferenceService* inference_;  // not owned
   serving::AdminService* admin_;          // not owned, may be null
   serving::RoutingAdmin* routing_;        // not owned, may be null
+  security::AccessGuard* guard_;          // not owned, may be null
   LabelResolver resolve_;
 };
 
@@ -267,11 +378,13 @@ class GrpcServer::InferenceHandler final
 
 class GrpcServer::HealthHandler final : public ::grpc::health::v1::Health::Service {
  public:
-  explicit HealthHandler(serving::InferenceService* inference) : inference_(inference) {}
+  HealthHandler(serving::InferenceService* inference, security::AccessGuard* guard)
+      : inference_(inference), guard_(guard) {}
 
   // Like Triton: SERVING whenever the server is live, whatever `service` names.
-  ::grpc::Status Check(ServerContext*, const ::grpc::health::v1::HealthCheckRequest*,
+  ::grpc::Status Check(ServerContext* context, const ::grpc::health::v1::HealthCheckRequest*,
                        ::grpc::health::v1::HealthCheckResponse* response) override {
+    SLIPWAY_ADMIT(kHealth);
     response->set_status(inference_->ServerLive()
                              ? ::grpc::health::v1::HealthCheckResponse::SERVING
                              : ::grpc::health::v1::HealthCheckResponse::NOT_SERVING);
@@ -280,6 +393,7 @@ class GrpcServer::HealthHandler final : public ::grpc::health::v1::Health::Servi
 
  private:
   serving::InferenceService* inference_;  // not owned
+  security::AccessGuard* guard_;          // not owned, may be null
 };
 
 // ---- GrpcServer ----------------------------------------------------------------------------
@@ -310,13 +424,19 @@ core::Result<std::unique_ptr<GrpcServer>> GrpcServer::Create(GrpcServerOptions o
   }
 
   std::unique_ptr<GrpcServer> server(new GrpcServer());
-  server->inference_handler_ = std::make_unique<InferenceHandler>(options.inference, options.admin, options.routing);
-  server->health_handler_ = std::make_unique<HealthHandler>(options.inference);
+  server->inference_handler_ = std::make_unique<InferenceHandler>(options.inference, options.admin, options.routing,
+                                                                  options.guard);
+  server->health_handler_ = std::make_unique<HealthHandler>(options.inference, options.guard);
 
   const std::string address = ListenAddress(options.host, options.port);
   ::grpc::ServerBuilder builder;
   int bound_port = 0;
-  builder.AddListeningPort(address, ::grpc::InsecureServerCredentials(), &bound_port);
+  std::shared_ptr<::grpc::ServerCredentials> credentials = ::grpc::InsecureServerCredentials();
+  if (!options.tls_cert_file.empty() || !options.tls_key_file.empty() ||
+      !options.tls_client_ca_file.empty()) {
+    ASSIGN_OR_RETURN(credentials, TlsCredentials(options, &server->tls_provider_));
+  }
+  builder.AddListeningPort(address, credentials, &bound_port);
   // Without SO_REUSEPORT a second server on the same port fails to bind instead of silently
   // sharing the port.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
@@ -344,7 +464,10 @@ core::Result<std::unique_ptr<GrpcServer>> GrpcServer::Create(GrpcServerOptions o
                                      " (is the port in use or the address not local?)");
   }
   server->port_ = bound_port;
-  spdlog::info("gRPC server listening on {}", ListenAddress(options.host, bound_port));
+  spdlog::info("gRPC server listening on {}{}", ListenAddress(options.host, bound_port),
+               server->tls_provider_ == nullptr                ? ""
+               : options.tls_client_ca_file.empty() ? " (TLS)"
+                                                    : " (TLS, client certificates required)");
   return server;
 }
 

@@ -1,6 +1,8 @@
 // GrpcServer: serves inference.GRPCInferenceService (KServe v2 / Open Inference Protocol plus
 // Triton's ModelConfig, ModelStreamInfer and RepositoryIndex) and grpc.health.v1.Health over
-// insecure HTTP/2, translating every call into the serving facade through the gRPC codec.
+// HTTP/2, plain or TLS (optionally requiring client certificates), translating every call into
+// the serving facade through the gRPC codec. With TLS, gRPC rereads the certificate files itself
+// every tls_refresh_seconds, so renewed files are picked up without a restart.
 //
 // Built on gRPC's synchronous server: each in-flight call (and each open stream) holds one thread
 // from a bounded pool (GrpcServerOptions::max_threads); calls past the bound are refused by gRPC
@@ -19,11 +21,13 @@
 #include <mutex>
 #include <string>
 
+#include <grpcpp/security/tls_certificate_provider.h>
 #include <grpcpp/server.h>
 
 #include "slipway/core/status.h"
 #include "slipway/serving/inference_service.h"
 #include "slipway/serving/routing_admin.h"
+#include "slipway/security/access_guard.h"
 
 namespace slipway::frontends::grpc {
 
@@ -35,10 +39,21 @@ struct GrpcServerOptions {
   serving::InferenceService* inference = nullptr;  // required, not owned
   serving::AdminService* admin = nullptr;          // optional (RepositoryIndex), not owned
   serving::RoutingAdmin* routing = nullptr;        // optional (version labels), not owned
+  security::AccessGuard* guard = nullptr;          // optional (keys, roles, rate limits), not owned
   // Largest message received or sent; -1 means unlimited. PROTOCOLS.md §3: INT32_MAX.
   int max_message_bytes = INT32_MAX;
   // Bound on the synchronous server's threads, i.e. on concurrent calls and open streams.
   int max_threads = 64;
+  // TLS: PEM files. With a certificate and key the port speaks only TLS (1.2 or later); with a
+  // client CA too, clients must present a certificate it signed (mTLS). Empty: insecure.
+  // Files are checked for PEM data here; that the key matches the certificate is not (the
+  // HTTP listener's check covers it in `slipway serve`).
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string tls_client_ca_file;
+  // How often gRPC rereads the TLS files. gRPC does not check that a reread key matches its
+  // certificate: a mismatched pair makes handshakes fail until the files are fixed.
+  unsigned int tls_refresh_seconds = 10;
 };
 
 class GrpcServer {
@@ -66,6 +81,8 @@ class GrpcServer {
 
   std::unique_ptr<InferenceHandler> inference_handler_;
   std::unique_ptr<HealthHandler> health_handler_;
+  // TLS only: watches the certificate files; lives as long as the server.
+  std::shared_ptr<::grpc::experimental::CertificateProviderInterface> tls_provider_;
   std::unique_ptr<::grpc::Server> server_;  // declared after the handlers it calls
   int port_ = 0;
   std::mutex shutdown_mu_;

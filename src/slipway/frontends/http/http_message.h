@@ -20,6 +20,7 @@ struct HttpRequest {
   std::string query;   // after '?', undecoded
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;    // decompressed
+  std::string peer;    // the client's address, for rate limits and logs
   // Set by the server once the client has closed the connection while its answer was pending.
   std::shared_ptr<const std::atomic<bool>> client_gone;
 

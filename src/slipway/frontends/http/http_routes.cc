@@ -214,6 +214,17 @@ void ModelConfigRoute(const RouteContext& ctx, const std::string& name, int64_t 
   w.String("KIND_CPU");
   w.EndObject();
   w.EndArray();
+  if (c.response_cache.enabled) {
+    w.Key("response_cache");
+    w.StartObject();
+    w.Key("enable");
+    w.Bool(true);
+    if (c.response_cache.ttl_seconds > 0) {
+      w.Key("ttl_seconds");
+      w.Double(c.response_cache.ttl_seconds);
+    }
+    w.EndObject();
+  }
   if (c.dynamic_batching.enabled) {
     w.Key("dynamic_batching");
     w.StartObject();
@@ -275,7 +286,6 @@ void ModelStatsRoute(const RouteContext& ctx, const std::string& name, int64_t v
                      HttpResponse& res) {
   auto stats = ctx.inference->GetModelStatistics(name, version);
   if (!stats.ok()) return ReplyError(res, stats.status());
-  const scheduler::Duration zero;
   core::JsonWriter w;
   w.StartObject();
   w.Key("model_stats");
@@ -301,8 +311,8 @@ void ModelStatsRoute(const RouteContext& ctx, const std::string& name, int64_t v
     WriteDuration(w, "compute_input", s.compute_input);
     WriteDuration(w, "compute_infer", s.compute_infer);
     WriteDuration(w, "compute_output", s.compute_output);
-    WriteDuration(w, "cache_hit", zero);
-    WriteDuration(w, "cache_miss", zero);
+    WriteDuration(w, "cache_hit", s.cache_hit);
+    WriteDuration(w, "cache_miss", s.cache_miss);
     w.EndObject();
     w.Key("batch_stats");
     w.StartArray();
@@ -520,9 +530,55 @@ bool Route(const RouteContext& ctx, const std::shared_ptr<const HttpRequest>& re
 
 }  // namespace
 
+security::Access AccessFor(std::string_view method, std::string_view path) {
+  using security::Access;
+  const auto parts = SplitPath(path);
+  if (parts.size() == 1 && parts[0] == "metrics") return Access::kMetrics;
+  if (parts.size() == 3 && parts[0] == "v2" && parts[1] == "health") return Access::kHealth;
+  if (parts.size() >= 2 && parts[0] == "v2" && parts[1] == "repository") return Access::kAdmin;
+  if (method == "GET" || method == "HEAD") return Access::kInfer;
+  // /v2/models/{m}[/versions/{v}]/infer is the one writing-method route open to `infer`.
+  if (parts.size() >= 4 && parts[0] == "v2" && parts[1] == "models" && parts.back() == "infer" &&
+      (parts.size() == 4 || (parts.size() == 6 && parts[3] == "versions"))) {
+    return Access::kInfer;
+  }
+  return Access::kAdmin;
+}
+
 void HandleRequest(const RouteContext& ctx, std::shared_ptr<const HttpRequest> req,
                    HttpReply reply) {
   HttpResponse res;
+  const security::Access access = AccessFor(req->method, req->path);
+  using Serves = RouteContext::Serves;
+  if (!ctx.metrics_only && ((ctx.serves == Serves::kAllButAdmin && access == security::Access::kAdmin) ||
+                            (ctx.serves == Serves::kAdminOnly && access != security::Access::kAdmin &&
+                             access != security::Access::kHealth))) {
+    Reply(res, 404, ErrorJson(ctx.serves == Serves::kAllButAdmin
+                                  ? "not found: admin endpoints are served on the admin listener"
+                                  : "not found: this listener serves only admin endpoints"));
+    return reply(std::move(res));
+  }
+  if (ctx.guard != nullptr) {
+    const std::string authorization = req->header("Authorization");
+    const std::string api_key = req->header("X-API-Key");
+    const auto credential = security::AccessGuard::CredentialFrom(authorization, api_key);
+    const security::Verdict v = ctx.guard->Check(access, credential, req->peer);
+    if (!v.allowed()) {
+      switch (v.outcome) {
+        case security::Verdict::kUnauthenticated:
+          Reply(res, 401, ErrorJson(v.message));
+          res.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"slipway\"");
+          break;
+        case security::Verdict::kForbidden:
+          Reply(res, 403, ErrorJson(v.message));
+          break;
+        default:
+          Reply(res, 429, ErrorJson(v.message));
+          res.headers.emplace_back("Retry-After", std::to_string(v.retry_after_s));
+      }
+      return reply(std::move(res));
+    }
+  }
   if (Route(ctx, req, reply, res)) return;
   reply(std::move(res));
 }

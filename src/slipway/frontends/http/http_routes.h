@@ -16,6 +16,7 @@
 #include "slipway/serving/ground_truth.h"
 #include "slipway/serving/metrics_source.h"
 #include "slipway/serving/routing_admin.h"
+#include "slipway/security/access_guard.h"
 
 namespace slipway::frontends::http {
 
@@ -27,7 +28,15 @@ struct RouteContext {
   const serving::MetricsSource* metrics = nullptr;  // GET /metrics; may be null
   const serving::DriftSource* drift = nullptr;      // GET /v2/models/{m}/drift; may be null
   bool metrics_only = false;  // a --metrics-port listener: only GET /metrics answers
+  security::AccessGuard* guard = nullptr;  // keys, roles and rate limits; may be null
+  // Which routes this listener serves, when admin routes have a listener of their own.
+  enum class Serves { kAll, kAllButAdmin, kAdminOnly };
+  Serves serves = Serves::kAll;
 };
+
+// What a request needs: health, metrics, infer (inference, metadata, reading state) or admin
+// (everything that changes what is served, and recording ground truth).
+security::Access AccessFor(std::string_view method, std::string_view path);
 
 // Shared by the route files.
 void Reply(HttpResponse& res, int status, std::string body);

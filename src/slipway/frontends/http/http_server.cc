@@ -1,5 +1,9 @@
 #include "slipway/frontends/http/http_server.h"
 
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <spdlog/spdlog.h>
 
 #include <array>
@@ -10,6 +14,12 @@
 #include <boost/asio/post.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <type_traits>
 #include <condition_variable>
 #include <functional>
 #include <mutex>
@@ -27,11 +37,141 @@ namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 namespace net = boost::asio;
 using tcp = boost::asio::ip::tcp;
+namespace ssl = boost::asio::ssl;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 
-class Session;
+class SessionBase;
 
 namespace {
 std::string_view View(beast::string_view s) { return {s.data(), s.size()}; }
+std::string PeerOf(const tcp::socket& socket) {
+  beast::error_code ec;
+  const auto endpoint = socket.remote_endpoint(ec);
+  return ec ? std::string("unknown") : endpoint.address().to_string();
+}
+}  // namespace
+
+// ---- TLS -------------------------------------------------------------------------------------
+namespace {
+
+constexpr int kTlsHandshakeSeconds = 10;  // a client must finish the TLS handshake within this
+constexpr int kTlsShutdownSeconds = 1;    // how long our close_notify waits for the peer's
+
+struct X509Free {
+  void operator()(X509* p) const { X509_free(p); }
+};
+struct PkeyFree {
+  void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
+};
+struct BioFree {
+  void operator()(BIO* p) const { BIO_free(p); }
+};
+using X509Ptr = std::unique_ptr<X509, X509Free>;
+using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyFree>;
+using BioPtr = std::unique_ptr<BIO, BioFree>;
+
+// Encrypted keys are refused rather than prompting on the terminal.
+int NoPassword(char*, int, int, void*) { return 0; }
+
+// The reason of the latest OpenSSL error; clears the error queue.
+std::string OpenSslReason() {
+  const unsigned long code = ERR_peek_last_error();
+  const char* reason = code != 0 ? ERR_reason_error_string(code) : nullptr;
+  ERR_clear_error();
+  return reason != nullptr ? reason : "no details";
+}
+
+core::Result<std::string> ReadTlsFile(const std::string& path, const std::string& what) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return core::Status::InvalidArgument("cannot read the TLS " + what + " '" + path +
+                                         "': " + std::strerror(errno));
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+BioPtr MemoryBio(const std::string& text) {
+  return BioPtr(BIO_new_mem_buf(text.data(), static_cast<int>(text.size())));
+}
+
+// Every certificate of a PEM file, in order (a server certificate first, then its chain).
+core::Result<std::vector<X509Ptr>> ReadCertificates(const std::string& path,
+                                                    const std::string& what) {
+  ASSIGN_OR_RETURN(const std::string pem, ReadTlsFile(path, what));
+  BioPtr bio = MemoryBio(pem);
+  std::vector<X509Ptr> certs;
+  while (X509* cert = PEM_read_bio_X509(bio.get(), nullptr, NoPassword, nullptr)) {
+    certs.emplace_back(cert);
+  }
+  ERR_clear_error();  // reading ends with "no start line"
+  if (certs.empty()) {
+    return core::Status::InvalidArgument("the TLS " + what + " '" + path +
+                                         "' holds no PEM certificate");
+  }
+  return certs;
+}
+
+// A server context from the files named in `o`: TLS 1.2 or later, the certificate chain and its
+// key (which must match), and with a client CA, peer verification that requires a client
+// certificate. Every error names the file at fault.
+core::Result<std::shared_ptr<ssl::context>> MakeTlsContext(const HttpServerOptions& o) {
+  ASSIGN_OR_RETURN(std::vector<X509Ptr> chain, ReadCertificates(o.tls_cert_file, "certificate"));
+  ASSIGN_OR_RETURN(const std::string key_pem, ReadTlsFile(o.tls_key_file, "private key"));
+  BioPtr key_bio = MemoryBio(key_pem);
+  PkeyPtr key(PEM_read_bio_PrivateKey(key_bio.get(), nullptr, NoPassword, nullptr));
+  if (key == nullptr) {
+    return core::Status::InvalidArgument("the TLS private key '" + o.tls_key_file +
+                                         "' holds no usable PEM private key (" + OpenSslReason() +
+                                         "; encrypted keys are not supported)");
+  }
+  if (X509_check_private_key(chain[0].get(), key.get()) != 1) {
+    ERR_clear_error();
+    return core::Status::InvalidArgument("the TLS private key '" + o.tls_key_file +
+                                         "' does not match the certificate '" + o.tls_cert_file +
+                                         "'");
+  }
+  if (X509_cmp_current_time(X509_get0_notAfter(chain[0].get())) < 0) {
+    spdlog::warn("the TLS certificate '{}' has expired", o.tls_cert_file);
+  }
+  auto ctx = std::make_shared<ssl::context>(ssl::context::tls_server);
+  SSL_CTX* native = ctx->native_handle();
+  ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                   ssl::context::no_sslv3 | ssl::context::single_dh_use);
+  bool ok = SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION) == 1 &&
+            SSL_CTX_use_certificate(native, chain[0].get()) == 1 &&
+            SSL_CTX_use_PrivateKey(native, key.get()) == 1;
+  for (size_t i = 1; ok && i < chain.size(); ++i) {
+    ok = SSL_CTX_add1_chain_cert(native, chain[i].get()) == 1;
+  }
+  // Session resumption with client certificates needs a session id context.
+  static constexpr unsigned char kSessionContext[] = "slipway";
+  ok = ok && SSL_CTX_set_session_id_context(native, kSessionContext,
+                                            sizeof(kSessionContext) - 1) == 1;
+  if (!ok) {
+    return core::Status::InvalidArgument("cannot use the TLS certificate '" + o.tls_cert_file +
+                                         "': " + OpenSslReason());
+  }
+  if (!o.tls_client_ca_file.empty()) {
+    ASSIGN_OR_RETURN(std::vector<X509Ptr> cas,
+                     ReadCertificates(o.tls_client_ca_file, "client CA"));
+    X509_STORE* store = SSL_CTX_get_cert_store(native);
+    STACK_OF(X509_NAME)* names = sk_X509_NAME_new_null();
+    for (const X509Ptr& ca : cas) {
+      if (X509_STORE_add_cert(store, ca.get()) != 1) {
+        sk_X509_NAME_pop_free(names, X509_NAME_free);
+        return core::Status::InvalidArgument("cannot use the TLS client CA '" +
+                                             o.tls_client_ca_file + "': " + OpenSslReason());
+      }
+      sk_X509_NAME_push(names, X509_NAME_dup(X509_get_subject_name(ca.get())));
+    }
+    SSL_CTX_set_client_CA_list(native, names);  // takes `names`
+    SSL_CTX_set_verify(native, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
+  }
+  return ctx;
+}
+
 }  // namespace
 
 class HttpServer::Impl {
@@ -39,7 +179,8 @@ class HttpServer::Impl {
   explicit Impl(HttpServerOptions options)
       : options_(std::move(options)),
         ctx_{options_.inference, options_.admin, options_.routing, options_.ground_truth,
-             options_.metrics, options_.drift, options_.metrics_only},
+             options_.metrics, options_.drift, options_.metrics_only, options_.guard,
+             options_.serves},
         contexts_(MakeContexts(options_.io_threads)),
         acceptor_(*contexts_[0]) {}
 
@@ -56,8 +197,10 @@ class HttpServer::Impl {
   void Shutdown();
 
   void Accept();
-  void Register(const std::shared_ptr<Session>& session);
+  void Register(const std::shared_ptr<SessionBase>& session);
   void SessionEnded();
+  core::Status ReloadTls();
+  std::shared_ptr<ssl::context> CurrentTls();
 
   const HttpServerOptions options_;
   const RouteContext ctx_;
@@ -72,38 +215,88 @@ class HttpServer::Impl {
 
   std::mutex mu_;
   std::condition_variable ended_cv_;
-  std::vector<std::weak_ptr<Session>> sessions_;  // guarded by mu_
+  std::vector<std::weak_ptr<SessionBase>> sessions_;  // guarded by mu_
   int live_sessions_ = 0;                         // guarded by mu_
   bool shut_down_ = false;                        // guarded by mu_
+
+  std::mutex tls_mu_;
+  std::shared_ptr<ssl::context> tls_;  // guarded by tls_mu_; null: plain HTTP
 };
 
-// One connection. Every member is touched only on the thread of the session's io_context.
-class Session : public std::enable_shared_from_this<Session> {
+// A connection as the server sees it, whatever its transport.
+class SessionBase {
  public:
-  Session(tcp::socket socket, HttpServer::Impl* server)
-      : stream_(std::move(socket)), server_(server) {}
-  ~Session() { server_->SessionEnded(); }
-
-  void Start() {
-    net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->ReadHeader(); });
-  }
-
+  virtual ~SessionBase() = default;
   // Called through the session's io_context when the server drains: an idle connection closes now, a busy
   // one after its response.
-  void CloseIfIdle() {
+  virtual void CloseIfIdle() = 0;
+};
+
+// One connection over `Stream`: beast::tcp_stream (HTTP) or TlsStream (HTTPS: a TLS handshake
+// first, a close_notify last). Every member is touched only on the thread of the session's
+// io_context.
+template <class Stream>
+class Session final : public SessionBase, public std::enable_shared_from_this<Session<Stream>> {
+ public:
+  static constexpr bool kTls = std::is_same_v<Stream, TlsStream>;
+  using std::enable_shared_from_this<Session<Stream>>::shared_from_this;
+
+  Session(tcp::socket socket, HttpServer::Impl* server)
+      : stream_(std::move(socket)), server_(server) {}
+  Session(tcp::socket socket, std::shared_ptr<ssl::context> tls, HttpServer::Impl* server)
+      : tls_(std::move(tls)), stream_(beast::tcp_stream(std::move(socket)), *tls_),
+        server_(server) {}
+  ~Session() override { server_->SessionEnded(); }
+
+  void Start() {
+    net::dispatch(stream_.get_executor(), [self = shared_from_this()] {
+      if constexpr (kTls) {
+        self->Handshake();
+      } else {
+        self->ReadHeader();
+      }
+    });
+  }
+
+  void CloseIfIdle() override {
     net::post(stream_.get_executor(), [self = shared_from_this()] {
-      if (!self->busy_) self->Close();
+      if (self->busy_) return;
+      if constexpr (kTls) {
+        // The handshake or a read is outstanding: cancelling it lets its handler close the
+        // connection (with a close_notify once the handshake is done).
+        self->Tcp().cancel();
+      } else {
+        self->Close();
+      }
     });
   }
 
  private:
+  beast::tcp_stream& Tcp() { return beast::get_lowest_layer(stream_); }
+
+  // HTTPS: the TLS handshake, within kTlsHandshakeSeconds, before the first request.
+  void Handshake() {
+    if (server_->draining_) return CloseSocket();
+    Tcp().expires_after(std::chrono::seconds(kTlsHandshakeSeconds));
+    stream_.async_handshake(ssl::stream_base::server,
+                            [self = shared_from_this()](beast::error_code ec) {
+                              if (ec) {
+                                spdlog::debug("TLS handshake with {} failed: {}", self->peer_,
+                                              ec.message());
+                                return self->CloseSocket();
+                              }
+                              self->handshake_done_ = true;
+                              self->ReadHeader();
+                            });
+  }
+
   void ReadHeader() {
     busy_ = false;
     if (server_->draining_) return Close();
     parser_.emplace();
-    parser_->header_limit(64 * 1024);
+    parser_->header_limit(static_cast<std::uint32_t>(server_->options_.max_header_bytes));
     parser_->body_limit(server_->options_.max_body_bytes);
-    stream_.expires_after(std::chrono::seconds(server_->options_.idle_timeout_seconds));
+    Tcp().expires_after(std::chrono::seconds(server_->options_.idle_timeout_seconds));
     bhttp::async_read_header(stream_, buffer_, *parser_,
                              [self = shared_from_this()](beast::error_code ec, size_t) {
                                self->OnHeader(ec);
@@ -112,9 +305,10 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void OnHeader(beast::error_code ec) {
     if (ec == bhttp::error::body_limit) return RefuseTooLarge();
+    if (ec == bhttp::error::header_limit) return RefuseHeadersTooLarge();
     if (ec) return Close();
     busy_ = true;
-    stream_.expires_after(std::chrono::seconds(server_->options_.request_timeout_seconds));
+    Tcp().expires_after(std::chrono::seconds(server_->options_.request_timeout_seconds));
     const auto& req = parser_->get();
     if (EqualsIgnoreCase(View(req[bhttp::field::expect]), "100-continue")) {
       auto cont = std::make_shared<bhttp::response<bhttp::empty_body>>(bhttp::status::continue_,
@@ -153,10 +347,20 @@ class Session : public std::enable_shared_from_this<Session> {
     Write(std::move(res), false, ContentCoding::kIdentity, 11);
   }
 
+  void RefuseHeadersTooLarge() {
+    HttpResponse res;
+    res.status = 431;
+    res.body = ErrorJson("request headers are larger than the limit of " +
+                         std::to_string(server_->options_.max_header_bytes) + " bytes");
+    linger_ = true;
+    Write(std::move(res), false, ContentCoding::kIdentity, 11);
+  }
+
   void Linger() {
     beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
-    stream_.expires_after(std::chrono::seconds(2));
+    // Over TLS a bare TCP half-close would read as a truncated stream: only read and drop.
+    if constexpr (!kTls) Tcp().socket().shutdown(tcp::socket::shutdown_send, ec);
+    Tcp().expires_after(std::chrono::seconds(2));
     auto scratch = std::make_shared<std::array<char, 65536>>();
     DrainInput(scratch);
   }
@@ -173,6 +377,7 @@ class Session : public std::enable_shared_from_this<Session> {
     auto req_ptr = std::make_shared<HttpRequest>();
     HttpRequest& req = *req_ptr;
     req.method = std::string(raw.method_string());
+    req.peer = peer_;
     const std::string_view target = View(raw.target());
     req.path = std::string(target.substr(0, target.find('?')));
     if (target.find('?') != std::string_view::npos) {
@@ -222,7 +427,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // work is dropped.
   void Watch(std::shared_ptr<std::atomic<bool>> gone) {
     watching_ = true;
-    stream_.expires_never();
+    Tcp().expires_never();
     stream_.async_read_some(buffer_.prepare(4096), [self = shared_from_this(), gone](
                                                        beast::error_code ec, size_t n) {
       self->watching_ = false;
@@ -244,7 +449,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (!watching_) return Write(std::move(res), keep_alive, coding, version);
     deferred_ = [self = shared_from_this(), res = std::move(res), keep_alive, coding,
                  version]() mutable { self->Write(std::move(res), keep_alive, coding, version); };
-    stream_.cancel();
+    Tcp().cancel();
   }
 
   void Write(HttpResponse res, bool keep_alive, ContentCoding coding, unsigned version) {
@@ -264,7 +469,7 @@ class Session : public std::enable_shared_from_this<Session> {
     out->keep_alive(keep_alive && !server_->draining_);
     out->prepare_payload();
     writing_ = true;
-    stream_.expires_after(std::chrono::seconds(server_->options_.request_timeout_seconds));
+    Tcp().expires_after(std::chrono::seconds(server_->options_.request_timeout_seconds));
     bhttp::async_write(stream_, *out,
                        [self = shared_from_this(), out](beast::error_code ec, size_t) {
                          if (!ec && self->linger_) return self->Linger();
@@ -275,16 +480,35 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void Close() {
     busy_ = false;
-    beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
-    stream_.socket().close(ec);
+    if constexpr (kTls) {
+      // A close_notify first; a peer that does not answer it gets kTlsShutdownSeconds.
+      if (closing_) return;
+      closing_ = true;
+      if (handshake_done_) {
+        Tcp().expires_after(std::chrono::seconds(kTlsShutdownSeconds));
+        stream_.async_shutdown(
+            [self = shared_from_this()](beast::error_code) { self->CloseSocket(); });
+        return;
+      }
+    }
+    CloseSocket();
   }
 
-  beast::tcp_stream stream_;
+  void CloseSocket() {
+    beast::error_code ec;
+    Tcp().socket().shutdown(tcp::socket::shutdown_both, ec);
+    Tcp().socket().close(ec);
+  }
+
+  std::shared_ptr<ssl::context> tls_;  // HTTPS: the context this connection was accepted with
+  Stream stream_;
+  std::string peer_ = PeerOf(beast::get_lowest_layer(stream_).socket());  // the client's address
   HttpServer::Impl* server_;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   bool busy_ = false;
+  bool handshake_done_ = false;  // HTTPS
+  bool closing_ = false;         // HTTPS: the close_notify is under way
   bool linger_ = false;
   bool writing_ = false;                 // an answer is being written
   bool watching_ = false;                // the disconnect watch read is outstanding
@@ -325,19 +549,26 @@ void HttpServer::Impl::Accept() {
     if (draining_) return;
     if (!ec) {
       socket.set_option(tcp::no_delay(true), ec);
-      auto session = std::make_shared<Session>(std::move(socket), this);
-      Register(session);
-      session->Start();
+      if (auto tls = CurrentTls()) {
+        auto session =
+            std::make_shared<Session<TlsStream>>(std::move(socket), std::move(tls), this);
+        Register(session);
+        session->Start();
+      } else {
+        auto session = std::make_shared<Session<beast::tcp_stream>>(std::move(socket), this);
+        Register(session);
+        session->Start();
+      }
     }
     Accept();
   });
 }
 
-void HttpServer::Impl::Register(const std::shared_ptr<Session>& session) {
+void HttpServer::Impl::Register(const std::shared_ptr<SessionBase>& session) {
   std::lock_guard<std::mutex> lock(mu_);
   ++live_sessions_;
   if (sessions_.size() > 64) {
-    std::erase_if(sessions_, [](const std::weak_ptr<Session>& s) { return s.expired(); });
+    std::erase_if(sessions_, [](const std::weak_ptr<SessionBase>& s) { return s.expired(); });
   }
   sessions_.push_back(session);
 }
@@ -360,7 +591,7 @@ void HttpServer::Impl::Shutdown() {
     beast::error_code ec;
     acceptor_.close(ec);
   });
-  std::vector<std::shared_ptr<Session>> live;
+  std::vector<std::shared_ptr<SessionBase>> live;
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (auto& weak : sessions_) {
@@ -378,13 +609,42 @@ void HttpServer::Impl::Shutdown() {
   threads_.clear();
 }
 
+std::shared_ptr<ssl::context> HttpServer::Impl::CurrentTls() {
+  std::lock_guard<std::mutex> lock(tls_mu_);
+  return tls_;
+}
+
+core::Status HttpServer::Impl::ReloadTls() {
+  if (options_.tls_cert_file.empty()) {
+    return core::Status::FailedPrecondition("TLS is not enabled on HTTP port " +
+                                            std::to_string(port_));
+  }
+  // Built outside the lock; on any error the current context stays.
+  ASSIGN_OR_RETURN(std::shared_ptr<ssl::context> fresh, MakeTlsContext(options_));
+  std::lock_guard<std::mutex> lock(tls_mu_);
+  tls_ = std::move(fresh);
+  return core::Status::Ok();
+}
+
 HttpServer::HttpServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 core::Result<std::unique_ptr<HttpServer>> HttpServer::Create(HttpServerOptions options) {
   if (options.inference == nullptr || options.admin == nullptr) {
     return core::Status::InvalidArgument("HttpServer needs an inference and an admin service");
   }
+  if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
+    return core::Status::InvalidArgument(
+        std::string("TLS needs both a certificate and a private key; only the ") +
+        (options.tls_cert_file.empty() ? "key" : "certificate") + " was given");
+  }
+  if (!options.tls_client_ca_file.empty() && options.tls_cert_file.empty()) {
+    return core::Status::InvalidArgument(
+        "a TLS client CA needs a server certificate and private key too");
+  }
   auto impl = std::make_unique<Impl>(std::move(options));
+  if (!impl->options_.tls_cert_file.empty()) {
+    ASSIGN_OR_RETURN(impl->tls_, MakeTlsContext(impl->options_));
+  }
   RETURN_IF_ERROR(impl->Bind());
   return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
 }
@@ -394,6 +654,10 @@ core::Status HttpServer::Start() { return impl_->Start(); }
 int HttpServer::port() const { return impl_->port_; }
 
 void HttpServer::Shutdown() { impl_->Shutdown(); }
+
+core::Status HttpServer::ReloadTls() { return impl_->ReloadTls(); }
+
+bool HttpServer::tls_enabled() const { return !impl_->options_.tls_cert_file.empty(); }
 
 HttpServer::~HttpServer() { impl_->Shutdown(); }
 

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <type_traits>
+#include <variant>
 
 #include "slipway/core/json_writer.h"
 
@@ -447,6 +449,30 @@ EncodedResponse EncodeInferResponse(const core::InferResponse& response,
   if (!response.id.empty()) {
     w.Key("id");
     w.String(response.id);
+  }
+  if (!response.parameters.empty()) {
+    w.Key("parameters");
+    w.StartObject();
+    for (const auto& [name, value] : response.parameters) {
+      w.Key(name);
+      std::visit(
+          [&w](const auto& v) {
+            using V = std::decay_t<decltype(v)>;
+            if constexpr (std::is_same_v<V, bool>) {
+              w.Bool(v);
+            } else if constexpr (std::is_same_v<V, int64_t>) {
+              w.Int(v);
+            } else if constexpr (std::is_same_v<V, uint64_t>) {
+              w.Uint(v);
+            } else if constexpr (std::is_same_v<V, double>) {
+              w.Double(v);
+            } else {
+              w.String(v);
+            }
+          },
+          value);
+    }
+    w.EndObject();
   }
   w.Key("outputs");
   w.StartArray();
