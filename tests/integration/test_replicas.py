@@ -1,6 +1,7 @@
 """Several replicas behind a real load balancer (Debian's nginx): steady load through a rolling
 restart (SIGTERM one replica at a time, start it again) loses no request, and a replica killed
 with SIGKILL costs at most the requests in flight on it, with the balancer routing around it.
+The replicas share the response cache's Redis tier: an answer computed by one serves the others.
 
 Every replica serves the same repository: one model, `y = 2 * x` over a [-1, 4] FP32 input, so
 every answer is checked against the request that asked for it. nginx retries a request on the
@@ -25,6 +26,7 @@ import requests
 from onnx import TensorProto, helper
 
 import slipway_testlib as lib
+from test_cache import Redis
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 MODEL = "double"
@@ -144,7 +146,7 @@ def test_rolling_restart_and_hard_kill_behind_nginx(tmp_path: Path):
     (repo / MODEL / "1").mkdir(parents=True)
     (repo / MODEL / "1" / "model.onnx").write_bytes(double_model_bytes())
     (repo / MODEL / "config.yaml").write_text(
-        "backend: onnxruntime\nmax_batch_size: 8\n"
+        "backend: onnxruntime\nmax_batch_size: 8\nresponse_cache: {enable: true}\n"
         "inputs: [{name: x, datatype: FP32, dims: [4]}]\n"
         "outputs: [{name: y, datatype: FP32, dims: [4]}]\n")
 
@@ -155,8 +157,12 @@ def test_rolling_restart_and_hard_kill_behind_nginx(tmp_path: Path):
             ports.append(p)
     lb_port, http_ports, grpc_ports = ports[0], ports[1:4], ports[4:7]
 
+    redis = Redis(tmp_path)
+    shared = ["--cache-redis", f"127.0.0.1:{redis.port}"]
+
     def start_replica(i: int, generation: int):
-        srv = lib.ServerProcess(repo, log_dir=tmp_path, name=f"replica{i}-gen{generation}",
+        srv = lib.ServerProcess(repo, extra_args=shared, log_dir=tmp_path,
+                                name=f"replica{i}-gen{generation}",
                                 http_port=http_ports[i], grpc_port=grpc_ports[i])
         srv.start()
         srv.wait_live()
@@ -207,6 +213,33 @@ def test_rolling_restart_and_hard_kill_behind_nginx(tmp_path: Path):
                 assert time.monotonic() < deadline, f"the balancer sent nothing to {port}"
                 time.sleep(0.05)
 
+        # The replicas share answers through Redis: the same request, asked of all three in
+        # turn, runs the model once.
+        def executions():
+            total = 0
+            for srv in replicas:
+                s = requests.get(f"{srv.http_url}/v2/models/{MODEL}/stats", timeout=10).json()
+                total += sum(m["execution_count"] for m in s["model_stats"])
+            return total
+
+        same = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32",
+                            "data": [1.5, 2.5, 3.5, 4.5]}]}
+        before = executions()
+        first = requests.post(f"{replicas[0].http_url}/v2/models/{MODEL}/infer", json=same,
+                              timeout=30).json()
+        deadline = time.monotonic() + 10
+        while redis.dbsize() < 1:
+            assert time.monotonic() < deadline, "no answer reached Redis"
+            time.sleep(0.05)
+        for srv in replicas[1:]:
+            a = requests.post(f"{srv.http_url}/v2/models/{MODEL}/infer", json=same,
+                              timeout=30).json()
+            assert a["parameters"]["cache_hit"] is True and a["outputs"] == first["outputs"]
+        for _ in range(9):  # and through the balancer
+            a = requests.post(f"{url}/v2/models/{MODEL}/infer", json=same, timeout=30).json()
+            assert a["parameters"]["cache_hit"] is True
+        assert executions() == before + 1
+
         with Load(url) as load:
             load.wait_for_requests(200)
             # Rolling restart: one replica at a time drains on SIGTERM and comes back.
@@ -249,6 +282,7 @@ def test_rolling_restart_and_hard_kill_behind_nginx(tmp_path: Path):
             assert answered_by.get(p, 0) > 0, f"replica on {p} answered nothing: {answered_by}"
         assert late_from_killed == 0
     finally:
+        redis.stop()
         nginx.send_signal(signal.SIGQUIT)
         try:
             nginx.wait(timeout=10)
