@@ -15,7 +15,7 @@ ifdef ONNXRUNTIME_ROOT
 CMAKE_FLAGS += -DONNXRUNTIME_ROOT=$(ONNXRUNTIME_ROOT)
 endif
 
-.PHONY: setup build serve test unit integration asan tsan fuzz deploy-check models bench bench-batching bench-observability clean
+.PHONY: setup build serve test unit integration asan tsan fuzz deploy-check models bench bench-batching bench-observability bench-cache clean
 
 setup:
 	./scripts/setup.sh
@@ -72,6 +72,9 @@ bench: build
 
 bench-observability: build
 	$(PYTHON) bench/run_observability.py --binary $(BUILD)/slipway --loadgen $(BUILD)/bench/slipway_loadgen
+
+bench-cache: build
+	$(PYTHON) bench/run_cache.py --binary $(BUILD)/slipway
 
 bench-batching: build
 	./scripts/setup.sh --bench
