@@ -6,6 +6,7 @@ BUILD ?= build
 ASAN_BUILD ?= build-asan
 TSAN_BUILD ?= build-tsan
 FUZZ_BUILD ?= build-fuzz
+TORCH_BUILD ?= build-torch
 PYTHON ?= /usr/bin/python3
 HTTP_PORT ?= 8000
 GRPC_PORT ?= 8001
@@ -15,7 +16,7 @@ ifdef ONNXRUNTIME_ROOT
 CMAKE_FLAGS += -DONNXRUNTIME_ROOT=$(ONNXRUNTIME_ROOT)
 endif
 
-.PHONY: setup build serve test unit integration asan tsan fuzz deploy-check models bench bench-batching bench-observability bench-cache clean
+.PHONY: setup build serve test unit integration asan tsan fuzz torch deploy-check models bench bench-batching bench-observability bench-cache bench-optimize clean
 
 setup:
 	./scripts/setup.sh
@@ -64,7 +65,16 @@ fuzz: setup
 deploy-check: build
 	SLIPWAY_BINARY=$(abspath $(BUILD))/slipway $(PYTHON) -m pytest -q tests/deploy
 
-test: unit integration asan tsan fuzz deploy-check
+# The LibTorch backend is opt-in (Debian's libtorch brings ~220 packages into the process): a build
+# of its own, its unit tests, and the backend integration tests against Python's torch.
+torch: setup models
+	cmake -S . -B $(TORCH_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSLIPWAY_LIBTORCH=ON \
+	  -DSLIPWAY_BENCH=OFF $(CMAKE_FLAGS)
+	cmake --build $(TORCH_BUILD) -j$(JOBS) --target slipway slipway_backend_tests
+	$(TORCH_BUILD)/tests/unit/slipway_backend_tests
+	SLIPWAY_BINARY=$(abspath $(TORCH_BUILD))/slipway $(PYTHON) -m pytest -q tests/integration/test_backends.py
+
+test: unit integration asan tsan fuzz torch deploy-check
 	@echo "make test: all suites passed"
 
 bench: build
@@ -76,9 +86,13 @@ bench-observability: build
 bench-cache: build
 	$(PYTHON) bench/run_cache.py --binary $(BUILD)/slipway
 
+# slipway optimize on the example models and two wider ones: sizes, agreement, in-process speed.
+bench-optimize: build
+	$(PYTHON) bench/run_optimize.py --binary $(BUILD)/slipway
+
 bench-batching: build
 	./scripts/setup.sh --bench
 	$(PYTHON) bench/run_batching.py --binary $(BUILD)/slipway --floor $(BUILD)/bench/ort_floor
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD) $(TORCH_BUILD)

@@ -7,10 +7,12 @@ Usage:
     DIR      target model repository (default: examples/models, or
              tests/models when --tests is given)
     --tests  write the integration-test model set (identity_*, add_sub,
-             fixed_shape, broken, bad_config, triton_style, plus the three
-             example models) instead of the example set.
+             fixed_shape, broken, bad_config, triton_style, torch_mlp,
+             xgb_classifier, plus the three example models) instead of the
+             example set.
 
-Layout written:  DIR/<model>/<version>/model.onnx
+Layout written:  DIR/<model>/<version>/model.onnx  (model.pt for torch_mlp,
+                                                  model.json for xgb_classifier)
                  DIR/<model>/<version>/expected.json  (one sample input and
                                                        the reference outputs)
                  DIR/<model>/config.yaml | config.pbtxt (only where stated)
@@ -24,7 +26,7 @@ cast to the datatype, and you get the exact bits the reference produced);
 FP64 values use the shortest double repr; integers are exact; BOOL as
 true/false; BYTES as (UTF-8) strings.
 
-Requires: torch (1.13), onnx (1.12), numpy, scikit-learn.
+Requires: torch (1.13), onnx (1.12), numpy, scikit-learn; xgboost (1.7) for --tests.
 """
 
 import json
@@ -659,6 +661,87 @@ def make_broken(root):
 
 
 # --------------------------------------------------------------------------
+# 8. torch_mlp (LibTorch backend), 9. xgb_classifier (XGBoost backend)
+#
+# No expected.json for these: tests/integration/test_backends.py computes the
+# expected outputs with torch / xgboost from the files themselves, and the
+# models are served only by builds with SLIPWAY_LIBTORCH / SLIPWAY_XGBOOST.
+# --------------------------------------------------------------------------
+
+class TorchMLP(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(8, 16)
+        self.fc2 = nn.Linear(16, 3)
+
+    def forward(self, features):
+        probs = torch.softmax(self.fc2(torch.relu(self.fc1(features))), dim=1)
+        return probs, torch.argmax(probs, dim=1)
+
+
+TORCH_MLP_CONFIG = """# A TorchScript file carries no signature: inputs and outputs are listed here, in
+# the order of forward()'s arguments and results.
+platform: pytorch_libtorch
+max_batch_size: 8
+inputs:
+  - {name: features, datatype: FP32, dims: [8]}
+outputs:
+  - {name: probabilities, datatype: FP32, dims: [3]}
+  - {name: label, datatype: INT64, dims: []}
+dynamic_batching: {max_queue_delay_microseconds: 5000}
+"""
+
+
+def make_torch_mlp(root):
+    torch.manual_seed(8)
+    model = TorchMLP().eval()
+    mdir = fresh_model_dir(root, "torch_mlp")
+    write_text(os.path.join(mdir, "config.yaml"), TORCH_MLP_CONFIG)
+    vdir = version_dir(mdir, 1)
+    path = os.path.join(vdir, "model.pt")
+    scripted = torch.jit.script(model)
+    scripted.save(path)
+    # verify: the file reloads and agrees with the eager module
+    x = torch.from_numpy(np.random.default_rng(8).standard_normal((5, 8)).astype(np.float32))
+    loaded = torch.jit.load(path).eval()
+    with torch.no_grad():
+        p_ref, l_ref = model(x)
+        p_got, l_got = loaded(x)
+    assert torch.equal(p_ref, p_got) and torch.equal(l_ref, l_got)
+
+
+XGB_CLASSIFIER_CONFIG = """# The input (features FP32 [4]) and output (predictions FP32 [3], the class
+# probabilities) are completed from the booster.
+platform: xgboost
+max_batch_size: 16
+dynamic_batching: {max_queue_delay_microseconds: 5000}
+"""
+
+
+def make_xgb_classifier(root):
+    import xgboost as xgb
+    from sklearn.datasets import load_iris
+    ds = load_iris()
+    X = ds.data.astype(np.float32)
+    y = ds.target
+    params = {"objective": "multi:softprob", "num_class": 3, "max_depth": 3,
+              "eta": 0.3, "tree_method": "exact", "nthread": 1, "seed": 0}
+    booster = xgb.train(params, xgb.DMatrix(X, label=y), num_boost_round=6)
+    mdir = fresh_model_dir(root, "xgb_classifier")
+    write_text(os.path.join(mdir, "config.yaml"), XGB_CLASSIFIER_CONFIG)
+    vdir = version_dir(mdir, 1)
+    path = os.path.join(vdir, "model.json")
+    booster.save_model(path)
+    # verify: the file reloads, predicts the same bits, and classifies iris well
+    loaded = xgb.Booster(model_file=path)
+    ref = booster.predict(xgb.DMatrix(X))
+    got = loaded.predict(xgb.DMatrix(X))
+    assert ref.shape == (len(X), 3) and np.array_equal(ref, got)
+    acc = float((got.argmax(axis=1) == y).mean())
+    assert acc > 0.9, acc
+
+
+# --------------------------------------------------------------------------
 # driver
 # --------------------------------------------------------------------------
 
@@ -682,6 +765,8 @@ def make_tests(root):
     make_broken(root)
     make_bad_config(root)
     make_triton_style(root)
+    make_torch_mlp(root)
+    make_xgb_classifier(root)
     return make_examples(root)
 
 

@@ -6,10 +6,11 @@ cd "$(dirname "$0")/.."
 
 PACKAGES=(
   build-essential cmake pkg-config git curl ca-certificates
-  libgrpc++-dev protobuf-compiler-grpc protobuf-compiler libprotobuf-dev
+  libgrpc++-dev protobuf-compiler-grpc protobuf-compiler libprotobuf-dev libonnx-dev
   libboost-dev libcpp-httplib-dev libsimdjson-dev libyaml-cpp-dev libspdlog-dev libfmt-dev libcli11-dev zlib1g-dev
-  libsqlite3-dev libarchive-dev libhiredis-dev libssl-dev libgtest-dev libgmock-dev libbenchmark-dev clang-14 libclang-rt-14-dev
+  libsqlite3-dev libarchive-dev libhiredis-dev libssl-dev libicu-dev libgtest-dev libgmock-dev libbenchmark-dev clang-14 libclang-rt-14-dev
   python3 python3-torch python3-onnx python3-sklearn python3-numpy python3-grpcio python3-protobuf
+  libtorch-dev libxgboost-dev python3-xgboost
   python3-pytest python3-requests python3-scipy prometheus nginx redis-server
 )
 

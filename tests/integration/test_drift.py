@@ -41,6 +41,17 @@ def wait_windows(url, n, timeout=60):
     raise AssertionError(f"only {drift(url)['windows']} windows judged")
 
 
+def wait_reference(url, timeout=60):
+    # Observations are judged on a worker thread that looks every few tens of milliseconds.
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        d = drift(url)
+        if d["reference_ready"]:
+            return d
+        time.sleep(0.05)
+    raise AssertionError("the reference never became ready")
+
+
 def test_reference_file_shift_is_flagged_and_named(tmp_path):
     rng = np.random.default_rng(11)
     config = (f"max_batch_size: 64\nmonitoring:\n  drift:\n    reference: {{file: reference.jsonl}}\n"
@@ -92,7 +103,7 @@ def test_first_rows_reference_and_categorical_feature(tmp_path):
             r[:, 3] = rng.choice([0.0, 1.0, 2.0], size=n, p=p)
             return r
         send_rows(srv.http_url, rows(300, [0.6, 0.3, 0.1]))
-        d = drift(srv.http_url)
+        d = wait_reference(srv.http_url)
         assert d["reference_ready"] and d["windows"] == 0
         send_rows(srv.http_url, rows(100, [0.6, 0.3, 0.1]))
         d = wait_windows(srv.http_url, 1)

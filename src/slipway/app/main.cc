@@ -1,12 +1,14 @@
 // The `slipway` binary: `slipway serve --model-repository DIR [--http-port N] [--grpc-port N] ...`
 // and `slipway bench --url HOST:PORT --model NAME [--protocol ...] ...` (a KServe v2 load
 // generator; see slipway/app/bench/bench_command.h) and `slipway models [--url URL] VERB ...` (a
-// client for a running server's admin API; see slipway/app/models/models_command.h).
+// client for a running server's admin API; see slipway/app/models/models_command.h) and
+// `slipway optimize MODEL.onnx -o OUT.onnx ...` (see slipway/app/optimize/optimize_command.h).
 #include <CLI/CLI.hpp>
 
 #include "slipway/app/bench/bench_command.h"
 #include "slipway/app/bench/bench_options.h"
 #include "slipway/app/models/models_command.h"
+#include "slipway/app/optimize/optimize_command.h"
 #include "slipway/app/server_app.h"
 
 int main(int argc, char** argv) {
@@ -38,7 +40,7 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(0, 256));
   serve->add_option("--intra-op-threads", opts.intra_op_threads,
-                    "ONNX Runtime intra-op threads per instance")
+                    "Runtime intra-op threads per instance (ONNX Runtime, LibTorch, XGBoost)")
       ->capture_default_str()
       ->check(CLI::Range(1, 256));
   serve->add_flag("--allow-spinning", opts.allow_spinning,
@@ -171,6 +173,12 @@ int main(int argc, char** argv) {
       "models",
       "Manage a running server's models: load, unload, labels, traffic split, rollouts, history");
   slipway::app::models::RegisterModelsFlags(models, &models_flags);
+  slipway::app::optimize::OptimizeFlags optimize_flags;
+  CLI::App* optimize = app.add_subcommand(
+      "optimize",
+      "Make a model smaller and faster (graph optimization, int8 or float16) and report what it "
+      "costs in accuracy");
+  slipway::app::optimize::RegisterOptimizeFlags(optimize, &optimize_flags);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -178,9 +186,11 @@ int main(int argc, char** argv) {
     // bench and models promise exit code 2 for bad arguments.
     if (rc != 0 && bench->parsed()) return slipway::app::bench::kExitUsage;
     if (rc != 0 && models->parsed()) return slipway::app::models::kExitUsage;
+    if (rc != 0 && optimize->parsed()) return slipway::app::optimize::kExitUsage;
     return rc;
   }
   if (bench->parsed()) return slipway::app::bench::RunBenchCommand(bench_flags);
   if (models->parsed()) return slipway::app::models::RunModelsCommand(models_flags);
+  if (optimize->parsed()) return slipway::app::optimize::RunOptimizeCommand(optimize_flags);
   return slipway::app::RunServe(opts);
 }

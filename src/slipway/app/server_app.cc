@@ -16,6 +16,12 @@
 #include "slipway/cache/redis_tier.h"
 #include "slipway/cache/response_cache.h"
 #include "slipway/backends/onnxruntime/onnxruntime_backend.h"
+#ifdef SLIPWAY_WITH_LIBTORCH
+#include "slipway/backends/libtorch/libtorch_backend.h"
+#endif
+#ifdef SLIPWAY_WITH_XGBOOST
+#include "slipway/backends/xgboost/xgboost_backend.h"
+#endif
 #include "slipway/frontends/grpc/grpc_server.h"
 #include "slipway/frontends/http/http_server.h"
 #include "slipway/lifecycle/model_manager.h"
@@ -85,6 +91,13 @@ void RegisterBackends(backend::BackendRegistry& registry, const ServeOptions& op
   backends::onnxruntime::OnnxRuntimeBackendOptions ort;
   ort.allow_spinning = options.allow_spinning;
   registry.Register(backends::onnxruntime::CreateOnnxRuntimeBackend(ort));
+  // The optional backends are registered when CMake built them (cmake/OptionalBackends.cmake).
+#ifdef SLIPWAY_WITH_LIBTORCH
+  registry.Register(backends::libtorch::CreateLibTorchBackend());
+#endif
+#ifdef SLIPWAY_WITH_XGBOOST
+  registry.Register(backends::xgboost::CreateXgboostBackend({}));
+#endif
 }
 
 void SetUpLogging(const std::string& level) {

@@ -92,6 +92,7 @@ Status ValidateModelConfig(const ModelConfig& config) {
       }
     }
   }
+  RETURN_IF_ERROR(ValidatePredictConfig(config));
   if (config.version_policy.kind == VersionPolicy::Kind::kLatest &&
       config.version_policy.latest_count < 1) {
     return Status::InvalidArgument("model '" + config.name +

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "slipway/core/data_type.h"
+#include "slipway/core/predict_config.h"
 #include "slipway/core/status.h"
 #include "slipway/core/tensor.h"
 
@@ -166,6 +167,7 @@ struct ModelConfig {
   MonitoringConfig monitoring;
   RoutingConfig routing;
   ResponseCacheConfig response_cache;
+  PredictConfig predict;  // POST /predict: application JSON in and out (predict_config.h)
   // The model's folder in the repository, for files the config names (set when it is read).
   std::string directory;
   // Where the config came from ("config.yaml", "config.pbtxt", or "" for none), for messages.

@@ -7,6 +7,7 @@
 #include <set>
 
 #include "slipway/repository/model_repository.h"
+#include "slipway/repository/predict_config_yaml.h"
 
 namespace slipway::repository {
 
@@ -250,7 +251,8 @@ Result<core::ModelConfig> ParseYamlNode(const YAML::Node& root, const std::strin
                             {"name", "backend", "platform", "max_batch_size", "version_policy",
                              "instance_count", "instances", "inputs", "outputs",
                              "dynamic_batching", "default_model_filename", "warmup", "labels",
-                             "traffic", "rollout", "validation", "monitoring", "response_cache"},
+                             "traffic", "rollout", "validation", "monitoring", "response_cache",
+                             "predict"},
                             where));
   core::ModelConfig c;
   c.name = root["name"] ? root["name"].as<std::string>() : model_name;
@@ -392,6 +394,9 @@ Result<core::ModelConfig> ParseYamlNode(const YAML::Node& root, const std::strin
       return Status::InvalidArgument(where + " validation: min_accuracy and max_divergence "
                                      "must be within 0..1");
     }
+  }
+  if (const YAML::Node pr = root["predict"]) {
+    RETURN_IF_ERROR(ParsePredictConfig(pr, where + " predict", &c.predict));
   }
   if (const YAML::Node rc = root["response_cache"]) {
     RETURN_IF_ERROR(ParseResponseCache(rc, where + " response_cache", &c.response_cache));

@@ -537,10 +537,23 @@ security::Access AccessFor(std::string_view method, std::string_view path) {
   if (parts.size() == 3 && parts[0] == "v2" && parts[1] == "health") return Access::kHealth;
   if (parts.size() >= 2 && parts[0] == "v2" && parts[1] == "repository") return Access::kAdmin;
   if (method == "GET" || method == "HEAD") return Access::kInfer;
-  // /v2/models/{m}[/versions/{v}]/infer is the one writing-method route open to `infer`.
+  // /v2/models/{m}[/versions/{v}]/infer is the one writing-method route open to `infer`...
   if (parts.size() >= 4 && parts[0] == "v2" && parts[1] == "models" && parts.back() == "infer" &&
       (parts.size() == 4 || (parts.size() == 6 && parts[3] == "versions"))) {
     return Access::kInfer;
+  }
+  // ...with application JSON: /predict and /v2/models/{m}[/versions/{v}]/predict.
+  if (IsPredictPath(parts)) return Access::kInfer;
+  // So are TF Serving's /v1/models/{m}[/versions/{v}|/labels/{l}]:{predict,classify,regress}.
+  if (method == "POST" && parts.size() >= 3 && EqualsIgnoreCase(parts[0], "v1") &&
+      EqualsIgnoreCase(parts[1], "models")) {
+    const size_t colon = parts.back().rfind(':');
+    const std::string_view verb =
+        colon == std::string_view::npos ? std::string_view() : parts.back().substr(colon + 1);
+    if (EqualsIgnoreCase(verb, "predict") || EqualsIgnoreCase(verb, "classify") ||
+        EqualsIgnoreCase(verb, "regress")) {
+      return Access::kInfer;
+    }
   }
   return Access::kAdmin;
 }
@@ -598,6 +611,10 @@ bool Route(const RouteContext& ctx, const std::shared_ptr<const HttpRequest>& re
       Reply(res, 200, ctx.metrics->RenderMetrics());
       res.content_type = "text/plain; version=0.0.4; charset=utf-8";
     }
+  } else if (!ctx.metrics_only && !parts.empty() && EqualsIgnoreCase(parts[0], "v1")) {
+    return TfServingRoutes(ctx, parts, req_ptr, reply, res);
+  } else if (!ctx.metrics_only && IsPredictPath(parts)) {
+    return PredictRoute(ctx, parts, req_ptr, reply, res);
   } else if (ctx.metrics_only || parts.empty() || parts[0] != "v2") {
     NotFound(res);
   } else if (parts.size() == 1) {

@@ -18,7 +18,15 @@
 #include "slipway/serving/routing_admin.h"
 #include "slipway/security/access_guard.h"
 
+namespace slipway::processing {
+class Predictor;
+}  // namespace slipway::processing
+
 namespace slipway::frontends::http {
+
+// A fresh processing::Predictor (predict_routes.cc), so that RouteContext needs no more than a
+// declaration of it.
+std::shared_ptr<processing::Predictor> MakePredictor();
 
 struct RouteContext {
   serving::InferenceService* inference = nullptr;
@@ -32,6 +40,8 @@ struct RouteContext {
   // Which routes this listener serves, when admin routes have a listener of their own.
   enum class Serves { kAll, kAllButAdmin, kAdminOnly };
   Serves serves = Serves::kAll;
+  // POST /predict: per-model processors (tokenizers, labels) cached across requests.
+  std::shared_ptr<processing::Predictor> predictor = MakePredictor();
 };
 
 // What a request needs: health, metrics, infer (inference, metadata, reading state) or admin
@@ -54,6 +64,22 @@ bool AdminRoutes(const RouteContext& ctx, const std::vector<std::string_view>& p
                  const std::string& query, const HttpRequest& req, HttpResponse& res);
 
 using HttpReply = std::function<void(HttpResponse)>;
+
+// Application JSON (predict_routes.cc): POST /predict[?model=NAME] and
+// POST /v2/models/{m}[/versions/{v}]/predict. IsPredictPath says whether `parts` is one of them;
+// PredictRoute returns true when the answer is pending (`reply` runs later), false when `res`
+// holds it.
+bool IsPredictPath(const std::vector<std::string_view>& parts);
+bool PredictRoute(const RouteContext& ctx, const std::vector<std::string_view>& parts,
+                  const std::shared_ptr<const HttpRequest>& req, const HttpReply& reply,
+                  HttpResponse& res);
+
+// TensorFlow Serving REST / KServe v1 (tfserving_routes.cc): every path under /v1 (model list,
+// status, metadata, :predict, :classify, :regress). Returns true when the answer is pending
+// (`reply` runs later), false when `res` holds it.
+bool TfServingRoutes(const RouteContext& ctx, const std::vector<std::string_view>& parts,
+                     const std::shared_ptr<const HttpRequest>& req, const HttpReply& reply,
+                     HttpResponse& res);
 
 // Handles any request and calls `reply` exactly once: before returning for most routes, or later
 // from another thread for inference (the request stays alive until then).
