@@ -246,9 +246,11 @@ Status ModelProcessor::Encode(const std::vector<dom::element>& items, size_t beg
 namespace {
 
 core::Shape WithRows(const core::Shape& row_shape, size_t rows, bool batched) {
-  core::Shape s;
-  if (batched) s.push_back(static_cast<int64_t>(rows));
-  s.insert(s.end(), row_shape.begin(), row_shape.end());
+  // Element by element: GCC 12's -Wstringop-overflow misjudges a range insert here at -O2.
+  core::Shape s(row_shape.size() + (batched ? 1 : 0));
+  size_t at = 0;
+  if (batched) s[at++] = static_cast<int64_t>(rows);
+  for (int64_t d : row_shape) s[at++] = d;
   return s;
 }
 
