@@ -10,6 +10,7 @@
 #include "slipway/app/bench/input_data.h"
 #include "slipway/app/bench/measurement.h"
 #include "slipway/app/bench/server_api.h"
+#include "slipway/core/float16.h"
 
 namespace slipway::app::bench {
 namespace {
@@ -215,13 +216,13 @@ TEST(BenchInputs, FromJsonFile) {
 }
 
 TEST(BenchInputs, HalfAndBfloat16Encodings) {
-  EXPECT_EQ(FloatToHalf(0.0f), 0x0000);
-  EXPECT_EQ(FloatToHalf(1.0f), 0x3c00);
-  EXPECT_EQ(FloatToHalf(-2.0f), 0xc000);
-  EXPECT_EQ(FloatToHalf(0.5f), 0x3800);
-  EXPECT_EQ(FloatToHalf(65504.0f), 0x7bff);
-  EXPECT_EQ(FloatToHalf(1e6f), 0x7c00);
-  EXPECT_EQ(FloatToHalf(5.9604645e-08f), 0x0001);  // smallest subnormal
+  EXPECT_EQ(core::FloatToHalfBits(0.0f), 0x0000);
+  EXPECT_EQ(core::FloatToHalfBits(1.0f), 0x3c00);
+  EXPECT_EQ(core::FloatToHalfBits(-2.0f), 0xc000);
+  EXPECT_EQ(core::FloatToHalfBits(0.5f), 0x3800);
+  EXPECT_EQ(core::FloatToHalfBits(65504.0f), 0x7bff);
+  EXPECT_EQ(core::FloatToHalfBits(1e6f), 0x7c00);
+  EXPECT_EQ(core::FloatToHalfBits(5.9604645e-08f), 0x0001);  // smallest subnormal
   EXPECT_EQ(FloatToBf16(1.0f), 0x3f80);
   EXPECT_EQ(FloatToBf16(-2.0f), 0xc000);
 }

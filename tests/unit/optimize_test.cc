@@ -19,6 +19,7 @@
 #include "slipway/app/optimize/quantization_math.h"
 #include "slipway/app/optimize/sample_set.h"
 #include "slipway/app/optimize/static_quantizer.h"
+#include "slipway/core/float16.h"
 
 namespace slipway::app::optimize {
 namespace {
@@ -201,16 +202,16 @@ TEST(QuantizationMath, BiasUsesInputTimesWeightScale) {
 }
 
 TEST(QuantizationMath, HalfPrecisionBits) {
-  EXPECT_EQ(FloatToHalfBits(1.0f), 0x3C00);
-  EXPECT_EQ(FloatToHalfBits(-2.0f), 0xC000);
-  EXPECT_EQ(FloatToHalfBits(65504.0f), 0x7BFF);
-  EXPECT_EQ(FloatToHalfBits(70000.0f), 0x7C00);
-  EXPECT_EQ(FloatToHalfBits(0.0f), 0x0000);
-  EXPECT_EQ(FloatToHalfBits(std::ldexp(1.0f, -24)), 0x0001);  // smallest subnormal
-  EXPECT_EQ(FloatToHalfBits(std::ldexp(1.0f, -26)), 0x0000);
-  EXPECT_EQ(FloatToHalfBits(1.0f + std::ldexp(1.0f, -11)), 0x3C00);  // tie rounds to even
+  EXPECT_EQ(core::FloatToHalfBits(1.0f), 0x3C00);
+  EXPECT_EQ(core::FloatToHalfBits(-2.0f), 0xC000);
+  EXPECT_EQ(core::FloatToHalfBits(65504.0f), 0x7BFF);
+  EXPECT_EQ(core::FloatToHalfBits(70000.0f), 0x7C00);
+  EXPECT_EQ(core::FloatToHalfBits(0.0f), 0x0000);
+  EXPECT_EQ(core::FloatToHalfBits(std::ldexp(1.0f, -24)), 0x0001);  // smallest subnormal
+  EXPECT_EQ(core::FloatToHalfBits(std::ldexp(1.0f, -26)), 0x0000);
+  EXPECT_EQ(core::FloatToHalfBits(1.0f + std::ldexp(1.0f, -11)), 0x3C00);  // tie rounds to even
   for (float v : {0.1f, -3.14159f, 1000.5f, 6.1e-5f, 1e-6f}) {
-    EXPECT_NEAR(HalfBitsToFloat(FloatToHalfBits(v)), v, std::fabs(v) * 1e-3 + 6e-8) << v;
+    EXPECT_NEAR(core::HalfBitsToFloat(core::FloatToHalfBits(v)), v, std::fabs(v) * 1e-3 + 6e-8) << v;
   }
 }
 

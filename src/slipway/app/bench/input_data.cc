@@ -10,6 +10,7 @@
 #include <random>
 #include <sstream>
 
+#include "slipway/core/float16.h"
 #include "slipway/core/json_writer.h"
 
 namespace slipway::app::bench {
@@ -36,7 +37,7 @@ class TensorEncoder {
         json_.Double(v);
         break;
       case DataType::kFp16:
-        Put(FloatToHalf(static_cast<float>(v)));
+        Put(core::FloatToHalfBits(static_cast<float>(v)));
         json_.Double(v);
         break;
       case DataType::kBf16:
@@ -200,30 +201,6 @@ Status AddJsonValue(simdjson::dom::element v, TensorEncoder& enc, int64_t* count
 }
 
 }  // namespace
-
-uint16_t FloatToHalf(float value) {
-  const uint32_t f = std::bit_cast<uint32_t>(value);
-  const uint32_t sign = (f >> 16) & 0x8000u;
-  const uint32_t abs = f & 0x7fffffffu;
-  if (abs >= 0x7f800000u) {  // inf or NaN
-    return static_cast<uint16_t>(sign | 0x7c00u | (abs > 0x7f800000u ? 0x200u : 0u));
-  }
-  if (abs >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);  // rounds to inf
-  if (abs < 0x38800000u) {                                               // subnormal half or zero
-    if (abs < 0x33000000u) return static_cast<uint16_t>(sign);
-    const uint32_t mant = (abs & 0x7fffffu) | 0x800000u;
-    const int shift = 126 - static_cast<int>(abs >> 23);  // 14..24
-    uint32_t h = mant >> shift;
-    const uint32_t rem = mant & ((1u << shift) - 1);
-    const uint32_t half = 1u << (shift - 1);
-    if (rem > half || (rem == half && (h & 1u))) ++h;
-    return static_cast<uint16_t>(sign | h);
-  }
-  uint32_t h = ((abs - 0x38000000u) >> 13);
-  const uint32_t rem = abs & 0x1fffu;
-  if (rem > 0x1000u || (rem == 0x1000u && (h & 1u))) ++h;
-  return static_cast<uint16_t>(sign | h);
-}
 
 uint16_t FloatToBf16(float value) {
   return static_cast<uint16_t>(std::bit_cast<uint32_t>(value) >> 16);

@@ -54,8 +54,8 @@ core::Result<std::vector<InputTensor>> InputsFromJson(
     const std::vector<InputSpec>& specs, const std::string& json_text, int batch_size,
     const std::map<std::string, std::vector<int64_t>>& shapes);
 
-// IEEE half and bfloat16 (high 16 bits of the float32, truncated, as tritonclient) encodings.
-uint16_t FloatToHalf(float value);
+// bfloat16 as tritonclient encodes it: the high 16 bits of the float32, truncated. (IEEE half
+// is core::FloatToHalfBits.)
 uint16_t FloatToBf16(float value);
 
 // The whole file at `path`, or NotFound.

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <set>
 
+#include "slipway/core/float16.h"
 #include "slipway/app/optimize/graph_editor.h"
 #include "slipway/app/optimize/quantization_math.h"
 
@@ -46,7 +47,7 @@ Result<RewriteSummary> ConvertWeightsToFloat16(onnx::ModelProto* model,
       continue;
     }
     std::vector<uint16_t> bits(values.size());
-    for (size_t i = 0; i < values.size(); ++i) bits[i] = FloatToHalfBits(values[i]);
+    for (size_t i = 0; i < values.size(); ++i) bits[i] = core::FloatToHalfBits(values[i]);
     const std::vector<int64_t> dims = Dims(*t);
     const std::string half = editor.FreshName(name + "_fp16");
     editor.AddInitializer(Float16Tensor(half, dims, bits));

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "slipway/core/float16.h"
 #include "slipway/app/optimize/quantization_math.h"
 #include "slipway/core/prediction.h"
 
@@ -25,7 +26,7 @@ std::optional<double> ValueAt(const core::Tensor& t, size_t i) {
     case DataType::kFp16: {
       uint16_t bits;
       std::memcpy(&bits, p, 2);
-      return HalfBitsToFloat(bits);
+      return core::HalfBitsToFloat(bits);
     }
     case DataType::kBool: return *p != 0 ? 1.0 : 0.0;
     case DataType::kInt8: return load(int8_t{});

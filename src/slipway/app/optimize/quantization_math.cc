@@ -66,42 +66,6 @@ std::vector<int32_t> QuantizeBias(const std::vector<float>& bias, float input_sc
   return out;
 }
 
-uint16_t FloatToHalfBits(float value) {
-  const uint32_t f = std::bit_cast<uint32_t>(value);
-  const uint32_t sign = (f >> 16) & 0x8000u;
-  const uint32_t abs = f & 0x7fffffffu;
-  if (abs >= 0x7f800000u) {  // inf or nan
-    return static_cast<uint16_t>(sign | 0x7c00u | (abs > 0x7f800000u ? 0x200u : 0u));
-  }
-  if (abs >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);  // rounds past 65504
-  if (abs < 0x38800000u) {  // a subnormal half (or zero): units of 2^-24
-    if (abs < 0x33000000u) return static_cast<uint16_t>(sign);
-    const uint32_t mant = (abs & 0x7fffffu) | 0x800000u;
-    const uint32_t shift = 126u - (abs >> 23);  // 14..24
-    uint32_t half = mant >> shift;
-    const uint32_t rem = mant & ((1u << shift) - 1u);
-    const uint32_t halfway = 1u << (shift - 1u);
-    if (rem > halfway || (rem == halfway && (half & 1u))) ++half;
-    return static_cast<uint16_t>(sign | half);
-  }
-  uint32_t half = ((abs - 0x38000000u) >> 13);  // rebias exponent 127 -> 15
-  const uint32_t rem = abs & 0x1fffu;
-  if (rem > 0x1000u || (rem == 0x1000u && (half & 1u))) ++half;
-  return static_cast<uint16_t>(sign | half);
-}
-
-float HalfBitsToFloat(uint16_t bits) {
-  const uint32_t sign = (static_cast<uint32_t>(bits) & 0x8000u) << 16;
-  const uint32_t exp = (bits >> 10) & 0x1fu;
-  const uint32_t mant = bits & 0x3ffu;
-  if (exp == 0) {
-    const float v = std::ldexp(static_cast<float>(mant), -24);
-    return sign ? -v : v;
-  }
-  if (exp == 31) return std::bit_cast<float>(sign | 0x7f800000u | (mant << 13));
-  return std::bit_cast<float>(sign | ((exp + 112u) << 23) | (mant << 13));
-}
-
 RangeCollector::RangeCollector(size_t reservoir_size) : capacity_(reservoir_size) {}
 
 void RangeCollector::Add(const float* values, size_t count) {

@@ -44,9 +44,6 @@ std::vector<int32_t> QuantizeBias(const std::vector<float>& bias, float input_sc
 // The scales QuantizeBias used, per element of the bias (or one).
 std::vector<float> BiasScales(float input_scale, const std::vector<float>& weight_scales);
 
-// IEEE half-precision bits of `value` (round to nearest even; overflow to infinity).
-uint16_t FloatToHalfBits(float value);
-float HalfBitsToFloat(uint16_t bits);
 inline constexpr float kMaxHalf = 65504.0f;
 
 enum class CalibrationMethod { kMinMax, kPercentile };

@@ -9,6 +9,7 @@
 #include <limits>
 #include <random>
 
+#include "slipway/core/float16.h"
 #include "slipway/app/optimize/onnx_model_file.h"
 #include "slipway/app/optimize/quantization_math.h"
 
@@ -45,7 +46,7 @@ bool AppendNumber(DataType type, double v, std::string& bytes) {
   switch (type) {
     case DataType::kFp32: Append<float>(bytes, static_cast<float>(v)); return true;
     case DataType::kFp64: Append<double>(bytes, v); return true;
-    case DataType::kFp16: Append<uint16_t>(bytes, FloatToHalfBits(static_cast<float>(v))); return true;
+    case DataType::kFp16: Append<uint16_t>(bytes, core::FloatToHalfBits(static_cast<float>(v))); return true;
     case DataType::kInt8: Append<int8_t>(bytes, Saturate<int8_t>(v)); return true;
     case DataType::kInt16: Append<int16_t>(bytes, Saturate<int16_t>(v)); return true;
     case DataType::kInt32: Append<int32_t>(bytes, Saturate<int32_t>(v)); return true;
@@ -250,7 +251,7 @@ double NpyValue(const NpyArray& a, size_t i) {
     if (a.width == 2) {
       uint16_t bits;
       std::memcpy(&bits, p, 2);
-      return HalfBitsToFloat(bits);
+      return core::HalfBitsToFloat(bits);
     }
     return a.width == 4 ? load(float{}) : load(double{});
   }

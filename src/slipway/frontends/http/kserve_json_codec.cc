@@ -8,6 +8,7 @@
 #include <type_traits>
 #include <variant>
 
+#include "slipway/core/float16.h"
 #include "slipway/core/json_writer.h"
 
 namespace slipway::frontends::http {
@@ -292,21 +293,6 @@ T Load(const char* p) {
   return v;
 }
 
-float HalfToFloat(uint16_t h) {
-  const uint32_t sign = (h >> 15) & 1;
-  const int exp = (h >> 10) & 0x1f;
-  const uint32_t mant = h & 0x3ff;
-  float v = 0;
-  if (exp == 0) {
-    v = std::ldexp(static_cast<float>(mant), -24);
-  } else if (exp == 31) {
-    v = mant ? std::numeric_limits<float>::quiet_NaN() : std::numeric_limits<float>::infinity();
-  } else {
-    v = std::ldexp(static_cast<float>(mant | 0x400), exp - 25);
-  }
-  return sign ? -v : v;
-}
-
 void WriteData(core::JsonWriter& w, const core::Tensor& t) {
   const std::string_view b = t.bytes();
   const char* p = b.data();
@@ -326,13 +312,10 @@ void WriteData(core::JsonWriter& w, const core::Tensor& t) {
     case DataType::kFp32: for (size_t i = 0; i < n; ++i) w.Float(Load<float>(p + 4 * i)); break;
     case DataType::kFp64: for (size_t i = 0; i < n; ++i) w.Double(Load<double>(p + 8 * i)); break;
     case DataType::kFp16:
-      for (size_t i = 0; i < n; ++i) w.Float(HalfToFloat(Load<uint16_t>(p + 2 * i)));
+      for (size_t i = 0; i < n; ++i) w.Float(core::HalfBitsToFloat(Load<uint16_t>(p + 2 * i)));
       break;
     case DataType::kBf16:
-      for (size_t i = 0; i < n; ++i) {
-        const uint32_t bits = static_cast<uint32_t>(Load<uint16_t>(p + 2 * i)) << 16;
-        w.Float(Load<float>(reinterpret_cast<const char*>(&bits)));
-      }
+      for (size_t i = 0; i < n; ++i) w.Float(core::Bf16BitsToFloat(Load<uint16_t>(p + 2 * i)));
       break;
     case DataType::kBytes:
       for (std::string_view s : core::SplitBytesElements(b)) w.String(s);

@@ -8,6 +8,7 @@
 #include <optional>
 #include <vector>
 
+#include "slipway/core/float16.h"
 #include "slipway/core/json_writer.h"
 
 namespace slipway::frontends::http {
@@ -284,12 +285,12 @@ class TensorBuilder {
         break;
       case DataType::kFp16:
         if (finite && std::fabs(v) > 65504.0) return OutOfRange(e);
-        AppendRaw<uint16_t>(bytes_, FloatToFp16Bits(static_cast<float>(v)));
+        AppendRaw<uint16_t>(bytes_, core::FloatToHalfBits(static_cast<float>(v)));
         break;
       default: {  // BF16
         if (finite && std::fabs(v) > std::numeric_limits<float>::max()) return OutOfRange(e);
-        const uint16_t b = FloatToBf16Bits(static_cast<float>(v));
-        if (finite && std::isinf(Bf16BitsToFloat(b))) return OutOfRange(e);
+        const uint16_t b = core::FloatToBf16Bits(static_cast<float>(v));
+        if (finite && std::isinf(core::Bf16BitsToFloat(b))) return OutOfRange(e);
         AppendRaw<uint16_t>(bytes_, b);
       }
     }
@@ -442,56 +443,6 @@ Status DecodeColumns(dom::element inputs_el, const core::ModelConfig& config,
 }
 
 }  // namespace
-
-uint16_t FloatToFp16Bits(float f) {
-  uint32_t x = 0;
-  std::memcpy(&x, &f, 4);
-  const auto sign = static_cast<uint16_t>((x >> 16) & 0x8000);
-  x &= 0x7fffffff;
-  if (x >= 0x7f800000) return sign | 0x7c00 | (x > 0x7f800000 ? 0x200 : 0);  // Inf, NaN
-  if (x < 0x38800000) {  // below 2^-14: a half subnormal (or zero), exact scaling then rounding
-    float a = 0;
-    std::memcpy(&a, &x, 4);
-    return sign | static_cast<uint16_t>(std::nearbyint(a * 16777216.0f));
-  }
-  const uint32_t mant = x & 0x7fffff;
-  const uint32_t exp = (x >> 23) - 127 + 15;
-  uint32_t h = (exp << 10) | (mant >> 13);
-  const uint32_t rem = mant & 0x1fff;
-  if (rem > 0x1000 || (rem == 0x1000 && (h & 1))) ++h;  // nearest, ties to even
-  if (h >= 0x7c00) h = 0x7c00;
-  return sign | static_cast<uint16_t>(h);
-}
-
-float Fp16BitsToFloat(uint16_t h) {
-  const uint32_t sign = (h >> 15) & 1;
-  const int exp = (h >> 10) & 0x1f;
-  const uint32_t mant = h & 0x3ff;
-  float v = 0;
-  if (exp == 0) {
-    v = std::ldexp(static_cast<float>(mant), -24);
-  } else if (exp == 31) {
-    v = mant ? std::numeric_limits<float>::quiet_NaN() : std::numeric_limits<float>::infinity();
-  } else {
-    v = std::ldexp(static_cast<float>(mant | 0x400), exp - 25);
-  }
-  return sign ? -v : v;
-}
-
-uint16_t FloatToBf16Bits(float f) {
-  uint32_t x = 0;
-  std::memcpy(&x, &f, 4);
-  if (std::isnan(f)) return static_cast<uint16_t>((x >> 16) | 0x40);
-  x += 0x7fff + ((x >> 16) & 1);  // nearest, ties to even
-  return static_cast<uint16_t>(x >> 16);
-}
-
-float Bf16BitsToFloat(uint16_t b) {
-  const uint32_t bits = static_cast<uint32_t>(b) << 16;
-  float f = 0;
-  std::memcpy(&f, &bits, 4);
-  return f;
-}
 
 std::string Base64Encode(std::string_view bytes) {
   std::string out;

@@ -64,11 +64,6 @@ core::Result<std::string> EncodeTfRegressResponse(const core::InferResponse& res
 // TensorFlow's dtype names: "DT_FLOAT", "DT_STRING" (BYTES), "DT_HALF", "DT_BFLOAT16", ...
 std::string_view TfDataTypeName(core::DataType type);
 
-// FP16 and BF16 bits to and from float; narrowing rounds to nearest, ties to even.
-uint16_t FloatToFp16Bits(float f);
-float Fp16BitsToFloat(uint16_t bits);
-uint16_t FloatToBf16Bits(float f);
-float Bf16BitsToFloat(uint16_t bits);
 
 // Standard base64 (RFC 4648); decoding also takes the URL-safe alphabet and missing padding.
 std::string Base64Encode(std::string_view bytes);

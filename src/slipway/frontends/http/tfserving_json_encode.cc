@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "slipway/core/float16.h"
 #include "slipway/core/json_writer.h"
 
 namespace slipway::frontends::http {
@@ -64,8 +65,8 @@ class ElementWriter {
       case DataType::kUint16: w.Uint(Load<uint16_t>(p)); break;
       case DataType::kUint32: w.Uint(Load<uint32_t>(p)); break;
       case DataType::kUint64: w.Uint(Load<uint64_t>(p)); break;
-      case DataType::kFp16: w.Float(Fp16BitsToFloat(Load<uint16_t>(p))); break;
-      case DataType::kBf16: w.Float(Bf16BitsToFloat(Load<uint16_t>(p))); break;
+      case DataType::kFp16: w.Float(core::HalfBitsToFloat(Load<uint16_t>(p))); break;
+      case DataType::kBf16: w.Float(core::Bf16BitsToFloat(Load<uint16_t>(p))); break;
       case DataType::kFp32: w.Float(Load<float>(p)); break;
       case DataType::kFp64: w.Double(Load<double>(p)); break;
       case DataType::kBytes:
@@ -95,8 +96,8 @@ class ElementWriter {
       case DataType::kUint16: return Load<uint16_t>(p);
       case DataType::kUint32: return Load<uint32_t>(p);
       case DataType::kUint64: return static_cast<double>(Load<uint64_t>(p));
-      case DataType::kFp16: return Fp16BitsToFloat(Load<uint16_t>(p));
-      case DataType::kBf16: return Bf16BitsToFloat(Load<uint16_t>(p));
+      case DataType::kFp16: return core::HalfBitsToFloat(Load<uint16_t>(p));
+      case DataType::kBf16: return core::Bf16BitsToFloat(Load<uint16_t>(p));
       case DataType::kFp32: return Load<float>(p);
       case DataType::kFp64: return Load<double>(p);
       default: return 0;
