@@ -94,6 +94,19 @@ TEST(JsonWriter, WritesNestedValuesWithCommas) {
   EXPECT_EQ(w.str(), R"({"a":-1,"b":[1.5,0.1,true,null,"q\"\n\u0001"],"c":{}})");
 }
 
+TEST(JsonWriter, ScaledWritesFixedDecimals) {
+  JsonWriter w;
+  w.StartArray();
+  w.Scaled(412, 3);
+  w.Scaled(0, 3);
+  w.Scaled(123456789, 3);
+  w.Scaled(-5, 2);
+  w.Scaled(7, 0);
+  w.Scaled(1, 9);
+  w.EndArray();
+  EXPECT_EQ(w.str(), "[0.412,0.000,123456.789,-0.05,7,0.000000001]");
+}
+
 TEST(JsonWriter, EscapesOnlyWhatJsonRequires) {
   JsonWriter w;
   w.StartArray();

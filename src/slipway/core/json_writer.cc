@@ -1,5 +1,6 @@
 #include "slipway/core/json_writer.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 
@@ -90,6 +91,24 @@ void JsonWriter::Double(double value) {
     auto r = std::to_chars(buf, buf + sizeof(buf), value);
     out_.append(buf, r.ptr);
   }
+}
+
+void JsonWriter::Scaled(int64_t value, int decimals) {
+  BeforeValue();
+  decimals = std::clamp(decimals, 0, 9);
+  if (value < 0) out_.push_back('-');
+  uint64_t magnitude = value < 0 ? 0 - static_cast<uint64_t>(value) : static_cast<uint64_t>(value);
+  uint64_t unit = 1;
+  for (int i = 0; i < decimals; ++i) unit *= 10;
+  char buf[24];
+  auto r = std::to_chars(buf, buf + sizeof(buf), magnitude / unit);
+  out_.append(buf, r.ptr);
+  if (decimals == 0) return;
+  out_.push_back('.');
+  uint64_t frac = magnitude % unit;
+  char digits[9];
+  for (int i = decimals - 1; i >= 0; --i, frac /= 10) digits[i] = static_cast<char>('0' + frac % 10);
+  out_.append(digits, static_cast<size_t>(decimals));
 }
 
 void JsonWriter::Float(float value) {

@@ -23,6 +23,9 @@ class JsonWriter {
   void Int(int64_t value);
   void Uint(uint64_t value);
   void Double(double value);
+  // value / 10^decimals written with exactly `decimals` digits after the point (0 <= decimals <= 9):
+  // Scaled(412, 3) writes 0.412. Integer formatting only, so cheaper than Double.
+  void Scaled(int64_t value, int decimals);
   void Float(float value);
   void Bool(bool value);
   void Null();

@@ -1,10 +1,12 @@
 #include "slipway/monitoring/request_log.h"
 
 #include <chrono>
+#include <algorithm>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <random>
+#include <string_view>
 #include <vector>
 
 #include "slipway/core/json_writer.h"
@@ -19,10 +21,18 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// "2026-11-30T11:02:03.456Z"; the part up to the seconds is formatted once a second per thread.
-std::string NowIso() {
+// Writes "2026-11-30T11:02:03.456Z" into `out` and returns it as a view; the part up to the
+// seconds is formatted once a second per thread, and nothing is allocated.
+struct IsoTime {
+  char text[32];
+  size_t size = 0;
+  std::string_view view() const { return {text, size}; }
+};
+
+IsoTime NowIso() {
   thread_local std::time_t cached_secs = -1;
-  thread_local char prefix[40];
+  thread_local char prefix[24];
+  thread_local size_t prefix_size = 0;
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                       std::chrono::system_clock::now().time_since_epoch())
                       .count();
@@ -30,17 +40,22 @@ std::string NowIso() {
   if (secs != cached_secs) {
     std::tm tm{};
     gmtime_r(&secs, &tm);
-    std::snprintf(prefix, sizeof(prefix), "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900,
-                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    const int n = std::snprintf(prefix, sizeof(prefix), "%04d-%02d-%02dT%02d:%02d:%02d",
+                                tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                                tm.tm_min, tm.tm_sec);
+    prefix_size = n > 0 ? std::min(static_cast<size_t>(n), sizeof(prefix) - 1) : 0;
     cached_secs = secs;
   }
+  IsoTime out;
   const int milli = static_cast<int>(ms % 1000);
-  std::string out(prefix);
-  out += '.';
-  out += static_cast<char>('0' + milli / 100);
-  out += static_cast<char>('0' + milli / 10 % 10);
-  out += static_cast<char>('0' + milli % 10);
-  out += 'Z';
+  std::memcpy(out.text, prefix, prefix_size);
+  size_t i = prefix_size;
+  out.text[i++] = '.';
+  out.text[i++] = static_cast<char>('0' + milli / 100);
+  out.text[i++] = static_cast<char>('0' + milli / 10 % 10);
+  out.text[i++] = static_cast<char>('0' + milli % 10);
+  out.text[i++] = 'Z';
+  out.size = i;
   return out;
 }
 
@@ -96,8 +111,6 @@ void TensorJson(core::JsonWriter& w, const core::Tensor& t) {
   w.EndArray();
   w.EndObject();
 }
-
-double Ms(uint64_t ns) { return static_cast<double>(ns) / 1e6; }
 
 }  // namespace
 
@@ -239,7 +252,8 @@ void RequestLogger::Infer(core::InferRequest request, core::InferCallback done) 
                                      done = std::move(done)](Result<core::InferResponse> result) {
     const uint64_t total_ns = static_cast<uint64_t>(
         std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start).count());
-    const std::string time = NowIso();
+    const IsoTime now = NowIso();
+    const std::string_view time = now.view();
     if (access_ != nullptr) {
       // One writer per thread, reused: formatting a line allocates nothing once warm.
       thread_local core::JsonWriter w;
@@ -261,12 +275,13 @@ void RequestLogger::Infer(core::InferRequest request, core::InferCallback done) 
         w.Key("error");
         w.String(result.status().message());
       }
+      // Milliseconds to the microsecond, formatted as integers.
       w.Key("total_ms");
-      w.Double(Ms(total_ns));
+      w.Scaled(static_cast<int64_t>(total_ns / 1000), 3);
       w.Key("queue_ms");
-      w.Double(result.ok() ? Ms(result->queue_ns) : 0.0);
+      w.Scaled(result.ok() ? static_cast<int64_t>(result->queue_ns / 1000) : 0, 3);
       w.Key("compute_ms");
-      w.Double(result.ok() ? Ms(result->compute_ns) : 0.0);
+      w.Scaled(result.ok() ? static_cast<int64_t>(result->compute_ns / 1000) : 0, 3);
       w.Key("batch_rows");
       w.Int(result.ok() ? result->batch_rows : 0);
       w.EndObject();
