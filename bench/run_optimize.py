@@ -75,7 +75,18 @@ def make_wide_models(root):
     return os.path.join(root, "wide_mlp", "1", "model.onnx"), cnn
 
 
-def cases(wide):
+def save_external(path, root, name):
+    """The model saved as large models are: graph in NAME.onnx, weights in NAME.onnx.data."""
+    import onnx
+    d = os.path.join(root, "external", name)
+    os.makedirs(d, exist_ok=True)
+    dest = os.path.join(d, name + ".onnx")
+    onnx.save_model(onnx.load(path), dest, save_as_external_data=True, all_tensors_to_one_file=True,
+                    location=name + ".onnx.data", size_threshold=0)
+    return dest
+
+
+def cases(wide, tmp):
     bc = os.path.join(EXAMPLES, "breast_cancer", "1", "model.onnx")
     cnn = os.path.join(EXAMPLES, "image_cnn", "1", "model.onnx")
     multi = os.path.join(EXAMPLES, "multi_input", "2", "model.onnx")
@@ -89,6 +100,8 @@ def cases(wide):
         dyn = ["--quantize", "dynamic"] + (["--include-conv"] if conv else [])
         out.extend([
             (model_name, "dynamic int8", path, dyn + data),
+            (model_name, "dynamic int8, weights file", save_external(path, tmp, model_name),
+             dyn + ["--external-data"] + data),
             (model_name, "dynamic int8, per-channel", path, dyn + ["--per-channel"] + data),
             (model_name, "static int8, min-max", path, ["--quantize", "static", "--per-channel"] + cal + data),
             (model_name, "static int8, percentile 99.99", path,
@@ -165,6 +178,25 @@ def write_report(args, machine, build, results, started, finished):
             "%.0f → %.0f" % (p16["before"]["rows_per_second"], p16["after"]["rows_per_second"]) if p16 else "—",
             "%.2fx" % p16["speedup"] if p16 else "—"))
     lines.append("")
+    lines.append("## Weights file (external data)")
+    lines.append("")
+    lines.append("Rows \"weights file\": the input is the model saved with its weights in a file beside it "
+                 "(ONNX external data, as `onnx.save_model(..., save_as_external_data=True)` writes it), "
+                 "and `--external-data` writes the result the same way; sizes of the two weights files "
+                 "as on disk.")
+    lines.append("")
+    lines.append("| model | mode | weights file before → after | smaller by | model (graph) file before → after |")
+    lines.append("|---|---|---:|---:|---:|")
+    for r in results:
+        rep = r["report"]
+        if rep is None or not rep["size"].get("data_file"):
+            continue
+        s = rep["size"]
+        lines.append("| %s | %s | %s → %s | %.2fx | %s → %s |" % (
+            r["model"], r["mode"], size(s["data_file_bytes_before"]), size(s["data_file_bytes_after"]),
+            s["data_file_bytes_before"] / s["data_file_bytes_after"], size(s["file_bytes_before"]),
+            size(s["file_bytes_after"])))
+    lines.append("")
     lines.append("## Static against dynamic quantization on the CNNs")
     lines.append("")
     by = {(r["model"], r["mode"]): r["report"] for r in results if r["report"]}
@@ -225,7 +257,7 @@ def main():
     results = []
     with tempfile.TemporaryDirectory(prefix="slipway-bench-optimize-") as tmp:
         wide = None if args.skip_wide else make_wide_models(tmp)
-        for i, (model, mode, path, extra) in enumerate(cases(wide)):
+        for i, (model, mode, path, extra) in enumerate(cases(wide, tmp)):
             out = os.path.join(tmp, "out%d.onnx" % i)
             cmd = [args.binary, "optimize", path, "-o", out, "--bench-seconds", str(args.bench_seconds),
                    "--threads", str(args.threads)] + extra

@@ -215,6 +215,132 @@ def test_optimized_models_load_and_serve(optimized, tmp_path):
         lib.stop_ok(srv)
 
 
+# ----------------------------------------------------------------------------- external data
+
+def save_with_external_data(src: Path, dest: Path) -> Path:
+    """The example saved the way large models are: graph in DEST, weights in DEST.data beside it."""
+    m = onnx.load(str(src))
+    onnx.save_model(m, str(dest), save_as_external_data=True, all_tensors_to_one_file=True,
+                    location=dest.name + ".data", size_threshold=0)
+    assert (dest.parent / (dest.name + ".data")).is_file()
+    return dest
+
+
+def serve_and_check(repo: Path, served: dict, tmp_path: Path):
+    """Serves repo and checks each model answers its example's expected outputs."""
+    srv = lib.start_live(repo, log_dir=tmp_path, name="external")
+    try:
+        for name, example in served.items():
+            with open(EXAMPLES / example / "1" / "expected.json") as f:
+                exp = json.load(f)
+            body = {"inputs": [{"name": n, "datatype": t["datatype"], "shape": t["shape"], "data": t["data"]}
+                               for n, t in exp["inputs"].items()]}
+            r = requests.post(f"{srv.http_url}/v2/models/{name}/infer", json=body, timeout=60)
+            assert r.status_code == 200, (name, r.text)
+            got = {o["name"]: o for o in r.json()["outputs"]}
+            for out_name, want in exp["outputs"].items():
+                a = np.array(got[out_name]["data"], dtype=np.float64).reshape(want["shape"])
+                e = np.array(want["data"], dtype=np.float64).reshape(want["shape"])
+                if want["datatype"] == "FP32":
+                    np.testing.assert_allclose(a, e, atol=0.05, err_msg=f"{name}:{out_name}")
+                    np.testing.assert_array_equal(a.argmax(axis=-1), e.argmax(axis=-1))
+                else:
+                    np.testing.assert_array_equal(a, e)
+    finally:
+        lib.stop_ok(srv)
+
+
+@pytest.mark.parametrize("model,extra", [(BC, []), (CNN, ["--include-conv"])], ids=["breast_cancer", "image_cnn"])
+def test_dynamic_int8_weights_file_is_at_least_3x_smaller(tmp_path, model, extra):
+    original = save_with_external_data(model, tmp_path / "original.onnx")
+    before = (tmp_path / "original.onnx.data").stat().st_size
+    out = tmp_path / "out" / "int8.onnx"
+    r = run_optimize(original, "-o", out, "--quantize", "dynamic", *extra, "--external-data", "--no-bench")
+    assert r.returncode == 0, r.stdout + r.stderr
+    data = out.parent / "int8.onnx.data"
+    after = data.stat().st_size
+    assert before >= 3 * after, (before, after)
+    size = json.loads((out.parent / "int8.report.json").read_text())["size"]
+    assert size["data_file"] == "int8.onnx.data"
+    assert size["data_file_bytes_before"] == before and size["data_file_bytes_after"] == after
+    assert size["weight_bytes_before"] == before  # the input's weights were read from its data file
+    assert "weights  in int8.onnx.data" in r.stdout
+    # the graph file names its data file, holds no weight bytes itself, and ONNX reads both back
+    m = onnx.load(str(out), load_external_data=False)
+    external = [t for t in m.graph.initializer if t.data_location == TensorProto.EXTERNAL]
+    assert external and all(not t.raw_data for t in external)
+    assert {e.value for t in external for e in t.external_data if e.key == "location"} == {"int8.onnx.data"}
+    full = onnx.load(str(out))
+    assert sum(len(t.raw_data) for t in full.graph.initializer) == after
+    # and the server loads it from a repository, weights file beside the model
+    example = "breast_cancer" if model == BC else "image_cnn"
+    d = tmp_path / "repo" / example / "1"
+    d.mkdir(parents=True)
+    shutil.copy(out, d / "model.onnx")
+    shutil.copy(data, d / data.name)
+    serve_and_check(tmp_path / "repo", {example: example}, tmp_path)
+
+
+def test_external_data_threshold_keeps_small_tensors_inline(tmp_path):
+    out = tmp_path / "int8.onnx"
+    r = run_optimize(BC, "-o", out, "--quantize", "dynamic", "--external-data",
+                     "--external-data-threshold", "256", "--no-bench")
+    assert r.returncode == 0, r.stdout + r.stderr
+    m = onnx.load(str(out), load_external_data=False)
+    for t in m.graph.initializer:
+        n = len(t.raw_data)
+        if t.data_location == TensorProto.EXTERNAL:
+            length = int({e.key: e.value for e in t.external_data}["length"])
+            assert length >= 256, t.name
+        else:
+            assert n < 256, t.name
+    assert any(t.data_location == TensorProto.EXTERNAL for t in m.graph.initializer)
+
+
+def test_candidate_with_external_data_is_written_whole_and_serves(tmp_path):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    copy_example(repo, "breast_cancer")
+    r = run_optimize(BC, "--as-candidate", repo / "breast_cancer", "--quantize", "dynamic",
+                     "--external-data", "--no-bench")
+    assert r.returncode == 0, r.stdout + r.stderr
+    v2 = repo / "breast_cancer" / "2"
+    assert (v2 / "model.onnx").is_file() and (v2 / "model.onnx.data").is_file()
+    report = json.loads((v2 / "optimize_report.json").read_text())
+    assert report["size"]["data_file"] == "model.onnx.data"
+    assert report["size"]["data_file_bytes_after"] == (v2 / "model.onnx.data").stat().st_size
+    shutil.rmtree(repo / "breast_cancer" / "1")
+    serve_and_check(repo, {"breast_cancer": "breast_cancer"}, tmp_path)
+
+
+def test_bad_external_data_gets_a_clear_error_and_no_output(tmp_path):
+    original = save_with_external_data(BC, tmp_path / "original.onnx")
+    # a location that climbs out of the model's folder
+    m = onnx.load(str(original), load_external_data=False)
+    for t in m.graph.initializer:
+        for e in t.external_data:
+            if e.key == "location":
+                e.value = "../secret.data"
+    escaping = tmp_path / "escaping.onnx"
+    onnx.save(m, str(escaping))
+    missing = tmp_path / "missing" / "model.onnx"
+    missing.parent.mkdir()
+    shutil.copy(original, missing)  # without its data file
+    short = tmp_path / "short" / "model.onnx"
+    short.parent.mkdir()
+    shutil.copy(original, short)
+    (short.parent / "original.onnx.data").write_bytes((tmp_path / "original.onnx.data").read_bytes()[:100])
+    for model, message in ((escaping, "not a file beside the model"), (missing, "cannot be read"),
+                           (short, "which holds only 100")):
+        out = tmp_path / "out" / "x.onnx"
+        r = run_optimize(model, "-o", out, "--quantize", "dynamic", "--external-data", "--no-bench")
+        assert r.returncode == 1, (model, r.stdout, r.stderr)
+        assert message in r.stderr, (model, r.stderr)
+        assert not (tmp_path / "out").exists()
+    r = run_optimize(BC, "-o", tmp_path / "y.onnx", "--quantize", "dynamic", "--external-data-threshold", "10")
+    assert r.returncode == 2 and not (tmp_path / "y.onnx").exists()
+
+
 # ----------------------------------------------------------------------------- candidates
 
 def copy_example(repo: Path, model: str):

@@ -3,7 +3,10 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
+#include <map>
 #include <limits>
 #include <sstream>
 
@@ -18,7 +21,15 @@ bool HasExternalData(const onnx::TensorProto& t) {
   return t.data_location() == onnx::TensorProto::EXTERNAL || t.external_data_size() > 0;
 }
 
+int64_t ExternalLength(const onnx::TensorProto& t) {
+  for (const auto& e : t.external_data()) {
+    if (e.key() == "length") return std::strtoll(e.value().c_str(), nullptr, 10);
+  }
+  return 0;
+}
+
 int64_t TensorDataBytes(const onnx::TensorProto& t) {
+  if (HasExternalData(t)) return ExternalLength(t);
   return static_cast<int64_t>(t.raw_data().size()) + t.float_data_size() * 4 +
          t.int32_data_size() * 4 + t.int64_data_size() * 8 + t.double_data_size() * 8 +
          t.uint64_data_size() * 8;
@@ -53,7 +64,108 @@ bool GraphHasExternalData(const onnx::GraphProto& g) {
   return false;
 }
 
+template <typename F>
+void ForEachInitializer(onnx::GraphProto* g, const F& f) {
+  for (auto& t : *g->mutable_initializer()) f(&t);
+  for (auto& n : *g->mutable_node()) {
+    for (auto& a : *n.mutable_attribute()) {
+      if (a.has_g()) ForEachInitializer(a.mutable_g(), f);
+      for (auto& sub : *a.mutable_graphs()) ForEachInitializer(&sub, f);
+    }
+  }
+}
+
+template <typename F>
+void ForEachTensor(onnx::GraphProto* g, const F& f) {
+  for (auto& t : *g->mutable_initializer()) f(&t);
+  for (auto& n : *g->mutable_node()) {
+    for (auto& a : *n.mutable_attribute()) {
+      if (a.has_t()) f(a.mutable_t());
+      for (auto& t : *a.mutable_tensors()) f(&t);
+      if (a.has_g()) ForEachTensor(a.mutable_g(), f);
+      for (auto& sub : *a.mutable_graphs()) ForEachTensor(&sub, f);
+    }
+  }
+}
+
+// A location names a file beside the model (or below its folder), never one elsewhere.
+bool SafeLocation(const std::string& location) {
+  if (location.empty() || location.front() == '/' || location.find('\\') != std::string::npos) return false;
+  const std::filesystem::path p(location);
+  for (const auto& part : p) {
+    if (part == "..") return false;
+  }
+  return true;
+}
+
 }  // namespace
+
+Status InlineExternalData(onnx::ModelProto* model, const std::string& model_dir, const std::string& what) {
+  std::map<std::string, std::string> files;  // location -> bytes, each file read once
+  Status st = Status::Ok();
+  ForEachTensor(model->mutable_graph(), [&](onnx::TensorProto* t) {
+    if (!st.ok() || !HasExternalData(*t)) return;
+    std::string location;
+    int64_t offset = 0;
+    int64_t length = -1;
+    for (const auto& e : t->external_data()) {
+      if (e.key() == "location") location = e.value();
+      if (e.key() == "offset") offset = std::strtoll(e.value().c_str(), nullptr, 10);
+      if (e.key() == "length") length = std::strtoll(e.value().c_str(), nullptr, 10);
+    }
+    const std::string tensor = t->name().empty() ? std::string("(unnamed)") : t->name();
+    if (!SafeLocation(location)) {
+      st = Status::InvalidArgument("'" + what + "': tensor '" + tensor + "' keeps its data at '" + location +
+                                   "', which is not a file beside the model");
+      return;
+    }
+    auto it = files.find(location);
+    if (it == files.end()) {
+      auto bytes = ReadFileBytes((std::filesystem::path(model_dir) / location).string());
+      if (!bytes.ok()) {
+        st = Status::InvalidArgument("'" + what + "': tensor '" + tensor + "' keeps its data in '" + location +
+                                     "', which cannot be read: " + bytes.status().message());
+        return;
+      }
+      it = files.emplace(location, std::move(bytes).value()).first;
+    }
+    const auto size = static_cast<int64_t>(it->second.size());
+    if (length < 0) length = size - offset;
+    if (offset < 0 || length < 0 || offset > size || length > size - offset) {
+      st = Status::InvalidArgument("'" + what + "': tensor '" + tensor + "' lies at bytes " + std::to_string(offset) +
+                                   "+" + std::to_string(length) + " of '" + location + "', which holds only " +
+                                   std::to_string(size));
+      return;
+    }
+    t->set_raw_data(it->second.substr(static_cast<size_t>(offset), static_cast<size_t>(length)));
+    t->clear_external_data();
+    t->set_data_location(onnx::TensorProto::DEFAULT);
+  });
+  return st;
+}
+
+std::string MoveWeightsToExternalData(onnx::ModelProto* model, const std::string& location, int64_t min_bytes) {
+  std::string data;
+  ForEachInitializer(model->mutable_graph(), [&](onnx::TensorProto* t) {
+    if (HasExternalData(*t) || !t->has_raw_data()) return;
+    const auto bytes = static_cast<int64_t>(t->raw_data().size());
+    if (bytes == 0 || bytes < min_bytes) return;
+    if (bytes >= (int64_t{1} << 20)) data.resize((data.size() + 4095) / 4096 * 4096, '\0');
+    const size_t offset = data.size();
+    data += t->raw_data();
+    t->clear_raw_data();
+    t->set_data_location(onnx::TensorProto::EXTERNAL);
+    auto add = [t](const char* key, const std::string& value) {
+      auto* e = t->add_external_data();
+      e->set_key(key);
+      e->set_value(value);
+    };
+    add("location", location);
+    add("offset", std::to_string(offset));
+    add("length", std::to_string(bytes));
+  });
+  return data;
+}
 
 Result<std::string> ReadFileBytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -69,7 +181,7 @@ Result<onnx::ModelProto> ParseOnnxModel(std::string_view bytes, const std::strin
   if (bytes.empty()) return Status::InvalidArgument("'" + what + "' is not an ONNX model: it is empty");
   if (bytes.size() > static_cast<size_t>(std::numeric_limits<int>::max())) {
     return Status::Unimplemented("'" + what + "' is over 2 GiB; ONNX models that large keep their "
-                                 "weights in external data files, which slipway optimize does not read");
+                                 "weights in an external data file (the model file stays small): save it so");
   }
   if (!model.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
     return Status::InvalidArgument("'" + what +
@@ -88,7 +200,10 @@ Result<onnx::ModelProto> ParseOnnxModel(std::string_view bytes, const std::strin
 
 Result<onnx::ModelProto> ReadOnnxModel(const std::string& path) {
   ASSIGN_OR_RETURN(std::string bytes, ReadFileBytes(path));
-  return ParseOnnxModel(bytes, path);
+  ASSIGN_OR_RETURN(onnx::ModelProto model, ParseOnnxModel(bytes, path));
+  const std::filesystem::path dir = std::filesystem::path(path).parent_path();
+  RETURN_IF_ERROR(InlineExternalData(&model, dir.empty() ? "." : dir.string(), path));
+  return model;
 }
 
 int64_t DefaultOpset(const onnx::ModelProto& model) {
@@ -111,9 +226,7 @@ Status CheckSupportedModel(const onnx::ModelProto& model, const std::string& wha
         "; convert it first, e.g. with onnx.version_converter)");
   }
   if (GraphHasExternalData(model.graph())) {
-    return Status::Unimplemented("'" + what +
-                                 "' keeps tensors in external data files, which slipway "
-                                 "optimize does not read; save the model with its weights inline");
+    return Status::Internal("'" + what + "' still has tensors in external data files after reading them");
   }
   return Status::Ok();
 }

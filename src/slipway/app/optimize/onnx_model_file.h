@@ -2,8 +2,10 @@
 // (Debian's libonnx-dev: onnx/onnx_pb.h with ONNX_ML, namespace onnx).
 //
 // A file that does not parse as a ModelProto with a graph and an opset is "not an ONNX model";
-// a model whose default-domain opset is outside [kMinSupportedOpset, kMaxSupportedOpset], or that
-// keeps weights in external files, is refused with a message that says why.
+// a model whose default-domain opset is outside [kMinSupportedOpset, kMaxSupportedOpset] is
+// refused with a message that says why. Weights kept in an external data file (ONNX's
+// `data_location: EXTERNAL`, a file beside the model) are read in by ReadOnnxModel, and
+// MoveWeightsToExternalData writes a result the same way.
 // Thread safety: free functions over values; nothing is shared. Reads and writes block.
 #pragma once
 
@@ -24,7 +26,21 @@ inline constexpr int64_t kMinSupportedOpset = 10;
 inline constexpr int64_t kMaxSupportedOpset = 26;
 
 core::Result<onnx::ModelProto> ParseOnnxModel(std::string_view bytes, const std::string& what);
+// Parses the file at `path` and reads any tensor kept in an external data file into the model
+// (locations are relative to the model's folder and may not leave it).
 core::Result<onnx::ModelProto> ReadOnnxModel(const std::string& path);
+
+// Reads every external tensor of `model` (loaded from `model_dir`) into raw_data; `what` names
+// the model in messages.
+core::Status InlineExternalData(onnx::ModelProto* model, const std::string& model_dir,
+                                const std::string& what);
+
+// Moves the raw data of every initializer (of the graph and its subgraphs) holding at least
+// `min_bytes` into one external data file named `location` (a bare file name: ONNX Runtime
+// resolves it beside the model file) and returns that file's bytes. Tensors of 1 MiB or more
+// start at a 4096-byte offset so ONNX Runtime can map them; the rest are packed.
+std::string MoveWeightsToExternalData(onnx::ModelProto* model, const std::string& location,
+                                      int64_t min_bytes);
 core::Result<std::string> ReadFileBytes(const std::string& path);
 
 // The version of the default domain ("" or "ai.onnx") in opset_import; -1 when absent.
@@ -35,7 +51,8 @@ core::Status CheckSupportedModel(const onnx::ModelProto& model, const std::strin
 
 core::Result<std::string> SerializeOnnxModel(const onnx::ModelProto& model);
 
-// Bytes of tensor data held in the graph's initializers and Constant nodes (the "weights").
+// Bytes of tensor data held in the graph's initializers and Constant nodes (the "weights"),
+// inline or external.
 int64_t WeightBytes(const onnx::ModelProto& model);
 
 // Writes `bytes` to `path` and flushes it to disk.

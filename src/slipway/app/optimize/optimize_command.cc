@@ -7,7 +7,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <iostream>
+#include <set>
 
 #include "slipway/app/optimize/candidate_version.h"
 #include "slipway/app/optimize/dynamic_quantizer.h"
@@ -50,6 +52,9 @@ Status CheckFlags(const OptimizeFlags& f) {
   }
   if ((f.per_channel || f.reduce_range) && f.quantize == "none") {
     return Status::InvalidArgument("--per-channel and --reduce-range apply to --quantize");
+  }
+  if (f.external_data_threshold != 0 && !f.external_data) {
+    return Status::InvalidArgument("--external-data-threshold applies to --external-data");
   }
   if (f.percentile <= 50 || f.percentile > 100) {
     return Status::InvalidArgument("--percentile must be in (50, 100]");
@@ -148,9 +153,72 @@ std::vector<std::pair<std::string, std::string>> Settings(const OptimizeFlags& f
   return s;
 }
 
+// A model as the files that hold it: the model file and, with external data, its weights file.
+struct ModelFiles {
+  std::string model_bytes;
+  std::string data_name;  // empty: weights inline
+  std::string data_bytes;
+};
+
+std::string DataFileName(const std::string& model_path) {
+  return fs::path(model_path).filename().string() + ".data";
+}
+
+Result<ModelFiles> Materialize(const onnx::ModelProto& model, const std::string& data_name, int64_t threshold) {
+  ModelFiles files;
+  files.data_name = data_name;
+  if (data_name.empty()) {
+    ASSIGN_OR_RETURN(files.model_bytes, SerializeOnnxModel(model));
+    return files;
+  }
+  onnx::ModelProto split = model;
+  files.data_bytes = MoveWeightsToExternalData(&split, data_name, threshold);
+  ASSIGN_OR_RETURN(files.model_bytes, SerializeOnnxModel(split));
+  return files;
+}
+
+// Writes the files into `dir` (created) and returns the model file's path there.
+Result<std::string> WriteScratch(const std::string& dir, const ModelFiles& files) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  const std::string model_path = (fs::path(dir) / "optimized.onnx").string();
+  if (!files.data_name.empty()) RETURN_IF_ERROR(WriteFileSynced((fs::path(dir) / files.data_name).string(), files.data_bytes));
+  RETURN_IF_ERROR(WriteFileSynced(model_path, files.model_bytes));
+  return model_path;
+}
+
+// Bytes of the distinct external data files the model's tensors name (beside `model_path`).
+int64_t ExternalDataFileBytes(const onnx::ModelProto& model, const std::string& model_path) {
+  std::set<std::string> locations;
+  std::function<void(const onnx::GraphProto&)> visit = [&](const onnx::GraphProto& g) {
+    auto add = [&](const onnx::TensorProto& t) {
+      for (const auto& e : t.external_data()) {
+        if (e.key() == "location") locations.insert(e.value());
+      }
+    };
+    for (const auto& t : g.initializer()) add(t);
+    for (const auto& n : g.node()) {
+      for (const auto& a : n.attribute()) {
+        if (a.has_t()) add(a.t());
+        if (a.has_g()) visit(a.g());
+        for (const auto& sub : a.graphs()) visit(sub);
+      }
+    }
+  };
+  visit(model.graph());
+  int64_t total = 0;
+  for (const auto& l : locations) {
+    std::error_code ec;
+    const auto size = fs::file_size(fs::path(model_path).parent_path() / l, ec);
+    if (!ec) total += static_cast<int64_t>(size);
+  }
+  return total;
+}
+
 struct Outcome {
   OptimizeReport report;
-  std::string model_bytes;
+  ModelFiles output;     // for -o
+  ModelFiles candidate;  // for --as-candidate
   bool below_floor = false;
 };
 
@@ -162,10 +230,15 @@ Result<Outcome> Optimize(const OptimizeFlags& f) {
   report.intra_op_threads = f.threads;
   ASSIGN_OR_RETURN(std::string input_bytes, ReadFileBytes(f.model));
   ASSIGN_OR_RETURN(onnx::ModelProto model, ParseOnnxModel(input_bytes, f.model));
-  RETURN_IF_ERROR(CheckSupportedModel(model, f.model));
-  report.opset = DefaultOpset(model);
   report.file_bytes_before = static_cast<int64_t>(input_bytes.size());
   report.weight_bytes_before = WeightBytes(model);
+  report.data_file_bytes_before = ExternalDataFileBytes(model, f.model);
+  {
+    const fs::path dir = fs::path(f.model).parent_path();
+    RETURN_IF_ERROR(InlineExternalData(&model, dir.empty() ? "." : dir.string(), f.model));
+  }
+  RETURN_IF_ERROR(CheckSupportedModel(model, f.model));
+  report.opset = DefaultOpset(model);
 
   std::optional<CandidateTarget> candidate;
   if (!f.as_candidate.empty()) {
@@ -242,21 +315,35 @@ Result<Outcome> Optimize(const OptimizeFlags& f) {
   meta->set_key("slipway.optimize");
   meta->set_value(report.method + (report.graph_level.empty() ? "" : "; graph " + report.graph_level));
 
-  ASSIGN_OR_RETURN(out.model_bytes, SerializeOnnxModel(model));
-  report.file_bytes_after = static_cast<int64_t>(out.model_bytes.size());
   report.weight_bytes_after = WeightBytes(model);
+  const std::string output_data = !f.external_data ? std::string()
+                                  : !f.output.empty() ? DataFileName(f.output)
+                                  : candidate ? DataFileName(candidate->model_filename)
+                                              : std::string();
+  ASSIGN_OR_RETURN(out.output, Materialize(model, output_data, f.external_data_threshold));
+  report.file_bytes_after = static_cast<int64_t>(out.output.model_bytes.size());
+  report.data_file = out.output.data_name;
+  report.data_file_bytes_after = static_cast<int64_t>(out.output.data_bytes.size());
 
-  // The result must load in ONNX Runtime (and, for a candidate, with the model's config).
-  const std::string result_path = scratch.File("optimized.onnx");
-  RETURN_IF_ERROR(WriteFileSynced(result_path, out.model_bytes));
+  // The result must load in ONNX Runtime (and, for a candidate, with the model's config), as the
+  // very files that will be written.
+  ASSIGN_OR_RETURN(const std::string result_path, WriteScratch(scratch.File("output"), out.output));
   auto optimized = ModelRunner::Create(result_path, RunnerOptions(f.threads));
   if (!optimized.ok()) {
     return Status::Internal("the optimized model does not load in ONNX Runtime, so nothing was written: " +
                             optimized.status().message());
   }
   if (candidate) {
+    const std::string candidate_data = f.external_data ? DataFileName(candidate->model_filename) : std::string();
+    std::string candidate_path = result_path;
+    if (candidate_data == out.output.data_name) {
+      out.candidate = out.output;
+    } else {
+      ASSIGN_OR_RETURN(out.candidate, Materialize(model, candidate_data, f.external_data_threshold));
+      ASSIGN_OR_RETURN(candidate_path, WriteScratch(scratch.File("candidate"), out.candidate));
+    }
     ModelRunner::Options with_config{.intra_op_threads = 1, .max_batch_size = {}, .config = candidate->config};
-    auto checked = ModelRunner::Create(result_path, with_config);
+    auto checked = ModelRunner::Create(candidate_path, with_config);
     if (!checked.ok()) {
       return Status::InvalidArgument("the optimized model does not fit model '" + candidate->model +
                                      "''s config, so no version was written: " + checked.status().message());
@@ -331,6 +418,13 @@ void RegisterOptimizeFlags(CLI::App* app, OptimizeFlags* f) {
   app->add_option("--min-agreement", f->min_agreement,
                   "Refuse to write a model whose top-1 agreement with the original is below this (0-1)")
       ->check(CLI::Range(0.0, 1.0));
+  app->add_flag("--external-data", f->external_data,
+                "Keep the weights in a file beside the model (OUT.onnx.data), as ONNX's external data; "
+                "needed past 2 GiB, and lets the weights be stored and mapped apart from the graph");
+  app->add_option("--external-data-threshold", f->external_data_threshold,
+                  "With --external-data: initializers under this many bytes stay in the model file")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
   app->add_option("--report-json", f->report_json, "Report path (default: OUT.report.json)");
   app->add_option("--report-md", f->report_md, "Report path (default: OUT.report.md)");
   app->add_option("--threads", f->threads, "ONNX Runtime intra-op threads while measuring")
@@ -374,9 +468,12 @@ int RunOptimizeCommand(const OptimizeFlags& f) {
     OptimizeReport version_report = report;
     version_report.output_path = (fs::path(target->repository) / target->model /
                                   std::to_string(target->next_version) / target->model_filename).string();
-    auto version = WriteCandidate(target.value(), o.model_bytes,
-                                  {{kCandidateReportJson, ReportJson(version_report)},
-                                   {kCandidateReportMd, ReportMarkdown(version_report)}});
+    version_report.data_file = o.candidate.data_name;
+    version_report.data_file_bytes_after = static_cast<int64_t>(o.candidate.data_bytes.size());
+    std::vector<std::pair<std::string, std::string>> files{{kCandidateReportJson, ReportJson(version_report)},
+                                                           {kCandidateReportMd, ReportMarkdown(version_report)}};
+    if (!o.candidate.data_name.empty()) files.emplace_back(o.candidate.data_name, o.candidate.data_bytes);
+    auto version = WriteCandidate(target.value(), o.candidate.model_bytes, files);
     if (!version.ok()) {
       std::cerr << "slipway optimize: " << version.status().message() << "\n";
       return kExitFailed;
@@ -387,7 +484,12 @@ int RunOptimizeCommand(const OptimizeFlags& f) {
                                        version.value(), target->model, target->repository, kCandidateReportJson));
   }
   if (!f.output.empty()) {
-    Status st = WriteAtomically(f.output, o.model_bytes);
+    // The weights file first: the model file that refers to it appears last.
+    Status st = Status::Ok();
+    if (!o.output.data_name.empty()) {
+      st = WriteAtomically((fs::path(f.output).parent_path() / o.output.data_name).string(), o.output.data_bytes);
+    }
+    if (st.ok()) st = WriteAtomically(f.output, o.output.model_bytes);
     const std::string json_path = f.report_json.empty() ? DefaultReportPath(f.output, ".report.json") : f.report_json;
     const std::string md_path = f.report_md.empty() ? DefaultReportPath(f.output, ".report.md") : f.report_md;
     if (st.ok()) st = WriteAtomically(json_path, ReportJson(report));

@@ -55,6 +55,8 @@ struct OptimizeFlags {
   std::string eval_output;            // the output judged by top-1; default: the class scores
   int eval_generated = 64;            // rows generated when no examples are given
   double min_agreement = 0;           // 0: no floor
+  bool external_data = false;         // weights in OUT.onnx.data beside the model
+  int64_t external_data_threshold = 0;  // initializers smaller than this stay in the model file
   std::string report_json;            // default: beside the output
   std::string report_md;
   int threads = 1;                    // intra-op threads while measuring

@@ -47,6 +47,10 @@ std::string Pct(double v) { return fmt::format("{:.2f}%", 100.0 * v); }
 
 double OptimizeReport::file_ratio() const { return Ratio(file_bytes_before, file_bytes_after); }
 double OptimizeReport::weight_ratio() const { return Ratio(weight_bytes_before, weight_bytes_after); }
+double OptimizeReport::data_file_ratio() const {
+  if (data_file_bytes_before <= 0 || data_file_bytes_after <= 0) return 0;
+  return Ratio(data_file_bytes_before, data_file_bytes_after);
+}
 
 std::string ReportJson(const OptimizeReport& r) {
   core::JsonWriter w;
@@ -101,6 +105,16 @@ std::string ReportJson(const OptimizeReport& r) {
   w.Int(r.weight_bytes_after);
   w.Key("weight_ratio");
   w.Double(r.weight_ratio());
+  w.Key("data_file");
+  if (r.data_file.empty()) {
+    w.Null();
+  } else {
+    w.String(r.data_file);
+  }
+  w.Key("data_file_bytes_before");
+  w.Int(r.data_file_bytes_before);
+  w.Key("data_file_bytes_after");
+  w.Int(r.data_file_bytes_after);
   w.EndObject();
   w.Key("rewrite");
   w.StartObject();
@@ -210,6 +224,13 @@ std::string ReportMarkdown(const OptimizeReport& r) {
   md += fmt::format("| model file | {} | {} | {:.2f}x |\n", Bytes(r.file_bytes_before), Bytes(r.file_bytes_after), r.file_ratio());
   md += fmt::format("| weights (initializers) | {} | {} | {:.2f}x |\n\n", Bytes(r.weight_bytes_before),
                     Bytes(r.weight_bytes_after), r.weight_ratio());
+  if (!r.data_file.empty()) {
+    md.resize(md.size() - 1);  // the row joins the table above
+    md += fmt::format("| weights file (`{}`) | {} | {} | {} |\n\n", r.data_file,
+                      r.data_file_bytes_before > 0 ? Bytes(r.data_file_bytes_before) : std::string("inline"),
+                      Bytes(r.data_file_bytes_after),
+                      r.data_file_ratio() > 0 ? fmt::format("{:.2f}x", r.data_file_ratio()) : std::string("—"));
+  }
   if (!r.latency.empty()) {
     md += fmt::format("## Speed (in-process ONNX Runtime, {} intra-op thread{}, one run on this machine)\n\n",
                       r.intra_op_threads, r.intra_op_threads == 1 ? "" : "s");
@@ -257,6 +278,12 @@ std::string ReportText(const OptimizeReport& r) {
   t += fmt::format("  size     file {} -> {} ({:.2f}x smaller), weights {} -> {} ({:.2f}x)\n",
                    Bytes(r.file_bytes_before), Bytes(r.file_bytes_after), r.file_ratio(),
                    Bytes(r.weight_bytes_before), Bytes(r.weight_bytes_after), r.weight_ratio());
+  if (!r.data_file.empty()) {
+    t += fmt::format("  weights  in {} beside the model: {}{}\n", r.data_file, Bytes(r.data_file_bytes_after),
+                     r.data_file_ratio() > 0
+                         ? fmt::format(" ({} before, {:.2f}x smaller)", Bytes(r.data_file_bytes_before), r.data_file_ratio())
+                         : std::string());
+  }
   t += fmt::format("  rewrite  {} nodes, {} weight tensors, {} activations; {} left as they were\n",
                    r.rewrite.rewritten.size(), r.rewrite.weights, r.rewrite.activations, r.rewrite.skipped.size());
   for (const auto& p : r.latency) {

@@ -29,6 +29,11 @@ struct OptimizeReport {
   int64_t file_bytes_after = 0;
   int64_t weight_bytes_before = 0;
   int64_t weight_bytes_after = 0;
+  // With external data: the weights file beside the model (its name, as the model refers to it)
+  // and its size; "before" is the input's own external data, 0 when it keeps weights inline.
+  std::string data_file;
+  int64_t data_file_bytes_before = 0;
+  int64_t data_file_bytes_after = 0;
   RewriteSummary rewrite;
   int intra_op_threads = 1;
   std::vector<LatencyComparison> latency;
@@ -37,6 +42,7 @@ struct OptimizeReport {
 
   double file_ratio() const;    // before / after: how many times smaller
   double weight_ratio() const;
+  double data_file_ratio() const;  // 0 unless both sides have a weights file
 };
 
 std::string ReportJson(const OptimizeReport& report);
