@@ -118,6 +118,31 @@ TEST_F(DeploymentStoreTest, HistoryIsNewestFirstAndLimited) {
   EXPECT_TRUE(store->History("m", 0)->empty());
 }
 
+TEST_F(DeploymentStoreTest, EachModelKeepsItsNewestEvents) {
+  auto created = DeploymentStore::Create({.path = ":memory:", .max_events_per_model = 4});
+  ASSERT_TRUE(created.ok()) << created.status().message();
+  auto& store = *created;
+  for (int v = 1; v <= 10; ++v) {
+    ASSERT_TRUE(store->Record(Event("busy", "traffic", v)).ok());
+    if (v <= 2) {
+      ASSERT_TRUE(store->Record(Event("quiet", "load", v)).ok());
+    }
+  }
+  auto busy = store->History("busy", 100);
+  ASSERT_TRUE(busy.ok());
+  ASSERT_EQ(busy->size(), 4u);  // versions 10, 9, 8, 7: the oldest six are gone
+  EXPECT_EQ(busy->front().version, 10);
+  EXPECT_EQ(busy->back().version, 7);
+  // Another model's pruning leaves this one's events alone.
+  EXPECT_EQ(store->History("quiet", 100)->size(), 2u);
+  EXPECT_EQ(store->History("", 100)->size(), 6u);
+
+  auto unbounded = DeploymentStore::Create({.path = ":memory:", .max_events_per_model = 0});
+  ASSERT_TRUE(unbounded.ok());
+  for (int v = 1; v <= 20; ++v) ASSERT_TRUE((*unbounded)->Record(Event("m", "load", v)).ok());
+  EXPECT_EQ((*unbounded)->History("m", 100)->size(), 20u);
+}
+
 TEST_F(DeploymentStoreTest, HistoryFiltersByModelAndEmptyMeansAll) {
   auto store = Open(":memory:");
   ASSERT_NE(store, nullptr);

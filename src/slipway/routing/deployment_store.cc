@@ -131,7 +131,7 @@ core::Result<std::unique_ptr<DeploymentStore>> DeploymentStore::Create(Options o
   if (options.path.empty()) {
     return core::Status::InvalidArgument("deployment store: path is empty");
   }
-  std::unique_ptr<DeploymentStore> store(new DeploymentStore(std::move(options.path)));
+  std::unique_ptr<DeploymentStore> store(new DeploymentStore(std::move(options.path), options.max_events_per_model));
   RETURN_IF_ERROR(store->Open(options.busy_timeout_ms));
   return store;
 }
@@ -221,6 +221,15 @@ core::Result<DeploymentEvent> DeploymentStore::Record(DeploymentEvent event) {
                        event.time_ms, event.model, event.kind, event.version, event.reason,
                        event.details_json));
   event.id = sqlite3_last_insert_rowid(db_);
+  if (max_events_per_model_ > 0) {
+    // The model's events older than its newest max_events_per_model_ (the index on (model, id)
+    // finds the cut and the rows).
+    RETURN_IF_ERROR(Exec(db_, path_,
+                         "DELETE FROM deployment_events WHERE model = ? AND id <= ("
+                         "SELECT id FROM deployment_events WHERE model = ?"
+                         " ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                         event.model, event.model, static_cast<int64_t>(max_events_per_model_)));
+  }
   return event;
 }
 

@@ -6,7 +6,8 @@
 // Storage: one SQLite database, a file (WAL journal, synchronous=NORMAL, a busy timeout) or
 // ":memory:" (gone when the store is destroyed). The schema is created when missing and versioned
 // with PRAGMA user_version (now 1); a database with a newer version is refused. Events are
-// append-only; ids increase and are never reused.
+// append-only; ids increase and are never reused. Each model keeps its newest
+// `max_events_per_model` events: recording one more deletes that model's oldest.
 // Thread safety: every method may be called from any thread; one mutex serializes the connection.
 // Blocking: every call blocks on the disk (and, up to the busy timeout, on another connection's
 // lock), so keep it off the request path.
@@ -45,6 +46,7 @@ class DeploymentStore {
     std::string path;            // required: a file path, or ":memory:"; a missing parent folder
                                  // is created
     int busy_timeout_ms = 5000;  // how long a call waits for another connection's lock
+    size_t max_events_per_model = 10000;  // older events of a model are deleted; 0: keep all
   };
   // Opens (creating when missing) the database and its schema. Fails, naming the path and SQLite's
   // message, when the folder cannot be created, the file cannot be opened or is not a SQLite
@@ -70,12 +72,14 @@ class DeploymentStore {
   const std::string& path() const { return path_; }
 
  private:
-  explicit DeploymentStore(std::string path) : path_(std::move(path)) {}
+  DeploymentStore(std::string path, size_t max_events_per_model)
+      : path_(std::move(path)), max_events_per_model_(max_events_per_model) {}
   core::Status Open(int busy_timeout_ms);
   core::Status CreateSchema();
   core::Status CheckJsonObject(const std::string& what, const std::string& json) const;
 
   const std::string path_;
+  const size_t max_events_per_model_;
   mutable std::mutex mu_;  // guards db_ and every statement on it
   sqlite3* db_ = nullptr;  // owned; closed by the destructor
 };
