@@ -141,6 +141,16 @@ struct DriftMonitor::State {
   Clock::time_point window_start = Clock::now();
   uint64_t windows = 0;
   uint64_t drifting_windows = 0;
+  // What every window is compared with, per feature, worked out once from the reference (which
+  // no longer changes once ready): its numbers sorted, and for continuous features the PSI bin
+  // edges and shares; empty until the first judgement.
+  struct Prepared {
+    std::vector<double> sorted;  // the reference without NaN, ascending
+    std::vector<double> edges;   // PSI quantile edges (continuous features)
+    std::vector<double> shares;  // the reference's share per PSI bin (continuous features)
+    bool edges_ok = false;
+  };
+  std::vector<Prepared> prepared;
 };
 
 DriftMonitor::DriftMonitor(Options options)
@@ -424,25 +434,47 @@ void DriftMonitor::Judge(const std::string& model, State& state) {
     }
   }
   const double alpha = d.p_value / static_cast<double>(std::max<size_t>(1, state.features.size()));
+  if (state.prepared.size() != state.features.size()) {
+    state.prepared.assign(state.features.size(), {});
+    for (size_t i = 0; i < state.features.size(); ++i) {
+      State::Prepared& p = state.prepared[i];
+      for (double x : state.reference[i]) if (!std::isnan(x)) p.sorted.push_back(x);
+      std::sort(p.sorted.begin(), p.sorted.end());
+      if (state.features[i].categorical || p.sorted.size() < 2) continue;
+      auto edges = QuantileEdges(p.sorted, kPsiBins);
+      if (!edges.ok()) continue;
+      auto rc = BinCounts(p.sorted, *edges);
+      if (!rc.ok()) continue;
+      p.edges = std::move(edges).value();
+      p.shares = CountShares(*rc);
+      p.edges_ok = true;
+    }
+  }
+  std::vector<double> live;
   for (size_t i = 0; i < state.features.size(); ++i) {
     const Feature& f = state.features[i];
-    std::vector<double> ref, live;
-    for (double x : state.reference[i]) if (!std::isnan(x)) ref.push_back(x);
+    const State::Prepared& prepared = state.prepared[i];
+    const std::vector<double>& ref = prepared.sorted;
+    live.clear();
     for (double x : state.window[i]) if (!std::isnan(x)) live.push_back(x);
     if (ref.size() < 2 || live.size() < 2) continue;
+    std::sort(live.begin(), live.end());
     serving::FeatureDrift fd;
     fd.name = f.name;
     fd.output = f.output;
     std::vector<double> ref_share, live_share;
     if (f.categorical) {
-      std::map<double, size_t> index;
-      for (double x : ref) index.emplace(x, 0);
-      for (double x : live) index.emplace(x, 0);
-      size_t k = 0;
-      for (auto& [value, idx] : index) idx = k++;
-      std::vector<uint64_t> rc(k, 0), lc(k, 0);
-      for (double x : ref) ++rc[index[x]];
-      for (double x : live) ++lc[index[x]];
+      // Both samples are sorted: the categories are their distinct values, merged in order.
+      std::vector<uint64_t> rc, lc;
+      size_t a = 0, b = 0;
+      while (a < ref.size() || b < live.size()) {
+        const double v = (b == live.size() || (a < ref.size() && ref[a] <= live[b])) ? ref[a] : live[b];
+        uint64_t in_ref = 0, in_live = 0;
+        while (a < ref.size() && ref[a] == v) ++a, ++in_ref;
+        while (b < live.size() && live[b] == v) ++b, ++in_live;
+        rc.push_back(in_ref);
+        lc.push_back(in_live);
+      }
       auto chi = ChiSquaredHomogeneity(rc, lc);
       if (!chi.ok()) continue;
       fd.test = "chi2";
@@ -451,17 +483,15 @@ void DriftMonitor::Judge(const std::string& model, State& state) {
       ref_share = CountShares(rc);
       live_share = CountShares(lc);
     } else {
-      auto ks = KolmogorovSmirnov2(ref, live);
+      auto ks = KolmogorovSmirnov2Sorted(ref, live);
       if (!ks.ok()) continue;
       fd.test = "ks";
       fd.statistic = ks->statistic;
       fd.p_value = ks->p_value;
-      auto edges = QuantileEdges(ref, kPsiBins);
-      if (edges.ok()) {
-        auto rc = BinCounts(ref, *edges);
-        auto lc = BinCounts(live, *edges);
-        if (rc.ok() && lc.ok()) {
-          ref_share = CountShares(*rc);
+      if (prepared.edges_ok) {
+        auto lc = BinCounts(live, prepared.edges);
+        if (lc.ok()) {
+          ref_share = prepared.shares;
           live_share = CountShares(*lc);
         }
       }

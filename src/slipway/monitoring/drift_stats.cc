@@ -420,6 +420,16 @@ core::Result<TestResult> KolmogorovSmirnov2(std::vector<double> a, std::vector<d
   }
   std::sort(a.begin(), a.end());
   std::sort(b.begin(), b.end());
+  return KolmogorovSmirnov2Sorted(a, b);
+}
+
+core::Result<TestResult> KolmogorovSmirnov2Sorted(const std::vector<double>& a,
+                                                  const std::vector<double>& b) {
+  if (a.empty() || b.empty()) {
+    return core::Status::InvalidArgument("KolmogorovSmirnov2: samples must not be empty, got " +
+                                         std::to_string(a.size()) + " and " +
+                                         std::to_string(b.size()) + " values");
+  }
   const size_t n1 = a.size(), n2 = b.size();
   const double dn1 = static_cast<double>(n1), dn2 = static_cast<double>(n2);
   // F_a - F_b just right of every distinct value (ties step together).

@@ -43,6 +43,10 @@ struct TestResult {
 // Infinite values are ordinary (extreme) values. Cost O((m+n) log(m+n)) plus the p-value,
 // which is O(en) at worst.
 core::Result<TestResult> KolmogorovSmirnov2(std::vector<double> a, std::vector<double> b);
+// The same for samples already sorted ascending (and free of NaN), so a fixed sample such as a
+// drift reference is sorted once, not per test.
+core::Result<TestResult> KolmogorovSmirnov2Sorted(const std::vector<double>& a,
+                                                  const std::vector<double>& b);
 
 // Survival function Pr(D_n >= d) of the two-sided one-sample KS statistic for sample size n
 // (scipy.stats.kstwo.sf): Simard & L'Ecuyer's choice among the Ruben-Gambino closed forms, the
