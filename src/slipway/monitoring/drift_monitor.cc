@@ -201,6 +201,20 @@ std::shared_ptr<const DriftMonitor::Plan> DriftMonitor::PlanFor(const std::strin
     plan->enabled = true;
     plan->config = *config;
     plan->features = DriftFeatures(plan->config);
+    for (size_t i = 0; i < plan->features.size(); ++i) {
+      const Feature& f = plan->features[i];
+      if (plan->tensors.empty() || plan->tensors.back().tensor != f.tensor ||
+          plan->tensors.back().output != f.output) {
+        TensorFeatures group;
+        group.tensor = f.tensor;
+        group.output = f.output;
+        const core::TensorConfig* tc =
+            f.output ? plan->config.FindOutput(f.tensor) : plan->config.FindInput(f.tensor);
+        group.per_row = tc ? RowElements(*tc) : -1;
+        plan->tensors.push_back(std::move(group));
+      }
+      plan->tensors.back().members.emplace_back(i, f.element);
+    }
   }
   if (!config.ok()) return plan;  // unknown names are never cached: clients choose them
   std::lock_guard<std::mutex> lock(plans_mu_);
@@ -218,36 +232,22 @@ void DriftMonitor::Infer(core::InferRequest request, core::InferCallback done) {
       (sample < 1 && std::uniform_real_distribution<double>(0, 1)(rng) >= sample)) {
     return inner_->Infer(std::move(request), std::move(done));
   }
-  // The inputs borrow the frontend's buffer, which outlives the answer's callback.
-  auto inputs = std::make_shared<const std::vector<core::Tensor>>(request.inputs);
-  inner_->Infer(std::move(request), [this, plan, inputs, done = std::move(done)](
-                                        Result<core::InferResponse> result) {
+  // The input features are read now, the output features when the answer comes.
+  Observation obs;
+  int64_t rows = 1;
+  if (plan->config.batch_size_limit() > 0 && !request.inputs.empty() &&
+      !request.inputs.front().shape().empty()) {
+    rows = request.inputs.front().shape()[0];
+  }
+  obs.rows = static_cast<size_t>(std::max<int64_t>(rows, 0));
+  obs.values.assign(obs.rows * plan->features.size(), std::nan(""));
+  Observe(*plan, false, request.inputs, obs);
+  inner_->Infer(std::move(request), [this, plan, obs = std::move(obs), done = std::move(done)](
+                                        Result<core::InferResponse> result) mutable {
     if (result.ok()) {
-      const bool batching = plan->config.batch_size_limit() > 0;
-      int64_t rows = 1;
-      if (batching && !inputs->empty() && !inputs->front().shape().empty()) {
-        rows = inputs->front().shape()[0];
-      }
-      Observation obs{result->model_name, result->model_version, 0, {}};
-      obs.rows = static_cast<size_t>(std::max<int64_t>(rows, 0));
-      const size_t n = plan->features.size();
-      obs.values.resize(obs.rows * n);
-      for (size_t fi = 0; fi < n; ++fi) {
-        const Feature& f = plan->features[fi];
-        const auto& tensors = f.output ? result->outputs : *inputs;
-        const core::Tensor* t = nullptr;
-        for (const auto& x : tensors) {
-          if (x.name() == f.tensor) t = &x;
-        }
-        const core::TensorConfig* tc =
-            f.output ? plan->config.FindOutput(f.tensor) : plan->config.FindInput(f.tensor);
-        const int64_t per_row = tc ? RowElements(*tc) : -1;
-        for (size_t r = 0; r < obs.rows; ++r) {
-          obs.values[r * n + fi] = t && per_row > 0
-                                       ? ValueAt(*t, r * static_cast<size_t>(per_row) + f.element)
-                                       : std::nan("");
-        }
-      }
+      obs.model = result->model_name;
+      obs.version = result->model_version;
+      Observe(*plan, true, result->outputs, obs);
       std::unique_lock<std::mutex> lock(queue_mu_);
       if (queue_.size() >= options_.max_queue) {
         ++dropped_;
@@ -262,6 +262,24 @@ void DriftMonitor::Infer(core::InferRequest request, core::InferCallback done) {
     }
     done(std::move(result));
   });
+}
+
+void DriftMonitor::Observe(const Plan& plan, bool outputs, const std::vector<core::Tensor>& tensors,
+                           Observation& obs) {
+  const size_t n = plan.features.size();
+  for (const TensorFeatures& g : plan.tensors) {
+    if (g.output != outputs) continue;
+    const core::Tensor* t = nullptr;
+    for (const auto& x : tensors) {
+      if (x.name() == g.tensor) t = &x;
+    }
+    if (t == nullptr || g.per_row <= 0) continue;  // stays NaN
+    const auto per_row = static_cast<size_t>(g.per_row);
+    for (size_t r = 0; r < obs.rows; ++r) {
+      double* row = obs.values.data() + r * n;
+      for (const auto& [feature, element] : g.members) row[feature] = ValueAt(*t, r * per_row + element);
+    }
+  }
 }
 
 void DriftMonitor::WorkerLoop() {

@@ -63,10 +63,18 @@ class DriftMonitor : public serving::ForwardingService, public serving::DriftSou
   };
 
  private:
+  // The features of one tensor: where each one's value sits in a row of that tensor.
+  struct TensorFeatures {
+    std::string tensor;
+    bool output = false;
+    int64_t per_row = -1;  // elements per batch row; -1 when the config leaves a dimension open
+    std::vector<std::pair<size_t, size_t>> members;  // (feature index, element in the row)
+  };
   struct Plan {
     bool enabled = false;
     core::ModelConfig config;
     std::vector<Feature> features;
+    std::vector<TensorFeatures> tensors;  // the features grouped by tensor, in feature order
     std::chrono::steady_clock::time_point fetched;
   };
   struct Observation {
@@ -75,6 +83,9 @@ class DriftMonitor : public serving::ForwardingService, public serving::DriftSou
     size_t rows = 0;
     std::vector<double> values;  // rows x features, row-major
   };
+  // Reads the features of `tensors` (the request's inputs, or the answer's outputs) into obs.
+  static void Observe(const Plan& plan, bool outputs, const std::vector<core::Tensor>& tensors,
+                      Observation& obs);
   struct State;  // per model, worker thread only (and mu_ for the report)
 
   explicit DriftMonitor(Options options);  // in the .cc, where State is complete
