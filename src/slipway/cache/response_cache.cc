@@ -261,11 +261,20 @@ std::optional<std::string> ResponseCache::CacheKey(const core::InferRequest& req
 
 ResponseCache::Settings ResponseCache::SettingsFor(const std::string& model) {
   const auto now = options_.now();
+  // Most requests on a thread are for the model the last one was for: answered from a per-thread
+  // copy, with no shared write (a load of the shared table bumps a count every thread touches).
+  thread_local uint64_t last_owner = 0;
+  thread_local std::string last_model;
+  thread_local Settings last;
+  auto fresh = [&now](const Settings& s) { return now - s.fetched < kSettingsRefresh && now >= s.fetched; };
+  if (last_owner == instance_ && last_model == model && fresh(last)) return last;
   {
     auto table = settings_.Load();
     auto it = table->find(model);
-    if (it != table->end() && now - it->second.fetched < kSettingsRefresh &&
-        now >= it->second.fetched) {
+    if (it != table->end() && fresh(it->second)) {
+      last_owner = instance_;
+      last_model = model;
+      last = it->second;
       return it->second;
     }
   }

@@ -53,6 +53,7 @@
 #include <vector>
 
 #include "slipway/cache/redis_tier.h"
+#include "slipway/core/instance_id.h"
 #include "slipway/core/snapshot.h"
 #include "slipway/serving/forwarding_service.h"
 
@@ -190,6 +191,9 @@ class ResponseCache : public serving::ForwardingService {
   Options options_;
   std::mutex settings_mu_;  // serialises refreshes of settings_
   core::Snapshot<std::map<std::string, Settings>> settings_;  // read without a lock
+  // Tells this object's entries in per-thread caches from those of one that lived at the same
+  // address before.
+  const uint64_t instance_ = core::NextInstanceId();
 
   mutable std::mutex mu_;
   Lru lru_;  // most recently used first; guarded by mu_

@@ -25,7 +25,7 @@
 #include <vector>
 
 #include "slipway/core/snapshot.h"
-#include "slipway/monitoring/instance_id.h"
+#include "slipway/core/instance_id.h"
 #include "slipway/serving/drift_source.h"
 #include "slipway/serving/forwarding_service.h"
 #include "slipway/serving/inference_service.h"
@@ -98,7 +98,7 @@ class DriftMonitor : public serving::ForwardingService, public serving::DriftSou
   Options options_;
   // Tells this object's entries in per-thread caches from those of one that lived at the same
   // address before.
-  const uint64_t instance_ = NextInstanceId();
+  const uint64_t instance_ = core::NextInstanceId();
   std::mutex plans_mu_;  // serialises refreshes of plans_
   core::Snapshot<std::map<std::string, std::shared_ptr<const Plan>>> plans_;  // read lock-free
   std::mutex queue_mu_;

@@ -22,7 +22,7 @@
 
 #include "slipway/core/prediction.h"
 #include "slipway/core/snapshot.h"
-#include "slipway/monitoring/instance_id.h"
+#include "slipway/core/instance_id.h"
 #include "slipway/serving/forwarding_service.h"
 #include "slipway/serving/ground_truth.h"
 #include "slipway/serving/inference_service.h"
@@ -86,7 +86,7 @@ class FeedbackTracker : public serving::ForwardingService, public serving::Groun
   Options options_;
   // Tells this object's entries in per-thread caches from those of one that lived at the same
   // address before.
-  const uint64_t instance_ = NextInstanceId();
+  const uint64_t instance_ = core::NextInstanceId();
   std::mutex settings_mu_;  // serialises refreshes of settings_
   core::Snapshot<std::map<std::string, Settings>> settings_;  // read without a lock
   mutable std::mutex mu_;

@@ -6,11 +6,11 @@
 #include <atomic>
 #include <cstdint>
 
-namespace slipway::monitoring {
+namespace slipway::core {
 
 inline uint64_t NextInstanceId() {
   static std::atomic<uint64_t> next{1};
   return next++;
 }
 
-}  // namespace slipway::monitoring
+}  // namespace slipway::core
