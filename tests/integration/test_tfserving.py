@@ -57,7 +57,7 @@ def assert_error(r, status):
 
 def test_status_lists_every_version_newest_first(api):
     body = ok_json(api.get("/v1/models/multi_input"))
-    assert body == {"model_version_status": [
+    assert body == {"name": "multi_input", "ready": True, "model_version_status": [
         {"version": "2", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}},
         {"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}},
     ]}
@@ -70,6 +70,8 @@ def test_status_lists_every_version_newest_first(api):
 
 def test_status_of_a_version_that_failed_to_load(api):
     body = ok_json(api.get("/v1/models/broken"))
+    # KServe v1 clients read "ready" from the same answer.
+    assert body["name"] == "broken" and body["ready"] is False
     [status] = body["model_version_status"]
     assert status["version"] == "1"
     assert status["state"] == "END"

@@ -206,8 +206,14 @@ void StatusRoute(const RouteContext& ctx, const std::string& name, int64_t versi
   }
   std::sort(versions.begin(), versions.end(),
             [](const auto& a, const auto& b) { return a.version > b.version; });
+  // KServe's v1 protocol asks the same path for {"name", "ready"}; both answers share one body.
+  auto ready = ctx.inference->ModelReady(name, version);
   core::JsonWriter w;
   w.StartObject();
+  w.Key("name");
+  w.String(name);
+  w.Key("ready");
+  w.Bool(ready.ok() && *ready);
   w.Key("model_version_status");
   w.StartArray();
   for (const auto& s : versions) {
