@@ -135,7 +135,7 @@ struct DriftMonitor::State {
   std::vector<Feature> features;
   std::vector<std::vector<double>> reference;  // per feature
   bool reference_ready = false;
-  std::vector<std::vector<double>> window;  // per feature
+  std::vector<double> window;  // the window's rows, row-major (window_rows x features)
   uint64_t window_rows = 0;
   std::map<int64_t, uint64_t> window_versions;
   Clock::time_point window_start = Clock::now();
@@ -292,6 +292,18 @@ void DriftMonitor::WorkerLoop() {
     batch.swap(queue_);
     lock.unlock();
     for (auto& obs : batch) Process(std::move(obs));
+    // The reports' progress figures, once per batch rather than per observation.
+    if (!batch.empty()) {
+      std::lock_guard<std::mutex> reports_lock(reports_mu_);
+      for (const auto& [model, state] : states_) {
+        if (state == nullptr) continue;
+        auto& report = reports_[model];
+        report.model = model;
+        report.reference_rows = state->reference.empty() ? 0 : state->reference.front().size();
+        report.reference_ready = state->reference_ready;
+        report.window_rows = state->window_rows;
+      }
+    }
     // Time windows close even when traffic stops.
     for (auto& [model, state] : states_) {
       if (state == nullptr) continue;
@@ -396,7 +408,6 @@ void DriftMonitor::Process(Observation obs) {
     slot = std::make_unique<State>();
     slot->config = plan->config;
     slot->features = plan->features;
-    slot->window.assign(slot->features.size(), {});
     if (!slot->config.monitoring.drift.reference_file.empty()) {
       if (auto st = LoadReference(obs.model, *slot); !st.ok()) {
         spdlog::error("model '{}': drift detection is off: {}", obs.model, st.message());
@@ -427,17 +438,11 @@ void DriftMonitor::Process(Observation obs) {
       }
       continue;
     }
-    for (size_t i = 0; i < n; ++i) state.window[i].push_back(row[i]);
+    state.window.insert(state.window.end(), row, row + n);
     ++state.window_rows;
     ++state.window_versions[obs.version];
     if (static_cast<int64_t>(state.window_rows) >= d.window_rows) Judge(obs.model, state);
   }
-  std::lock_guard<std::mutex> lock(reports_mu_);
-  auto& report = reports_[obs.model];
-  report.model = obs.model;
-  report.reference_rows = state.reference.empty() ? 0 : state.reference.front().size();
-  report.reference_ready = state.reference_ready;
-  report.window_rows = state.window_rows;
 }
 
 void DriftMonitor::Judge(const std::string& model, State& state) {
@@ -474,7 +479,10 @@ void DriftMonitor::Judge(const std::string& model, State& state) {
     const State::Prepared& prepared = state.prepared[i];
     const std::vector<double>& ref = prepared.sorted;
     live.clear();
-    for (double x : state.window[i]) if (!std::isnan(x)) live.push_back(x);
+    const size_t n = state.features.size();
+    for (size_t at = i; at < state.window.size(); at += n) {
+      if (!std::isnan(state.window[at])) live.push_back(state.window[at]);
+    }
     if (ref.size() < 2 || live.size() < 2) continue;
     std::sort(live.begin(), live.end());
     serving::FeatureDrift fd;
@@ -531,7 +539,7 @@ void DriftMonitor::Judge(const std::string& model, State& state) {
   report.judged_at_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                             std::chrono::system_clock::now().time_since_epoch())
                             .count();
-  for (auto& w : state.window) w.clear();
+  state.window.clear();
   state.window_rows = 0;
   state.window_versions.clear();
   state.window_start = Clock::now();
