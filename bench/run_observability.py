@@ -30,7 +30,6 @@ DRIFT_CONFIG = """monitoring:
   drift:
     reference: {first_rows: 2000}
     window: {rows: 2000}
-    sample: 0.1
 """
 ALL_CONFIG = DRIFT_CONFIG + """  feedback: {window: 1000}
 """
@@ -38,6 +37,9 @@ ALL_CONFIG = DRIFT_CONFIG + """  feedback: {window: 1000}
 # label -> (config appended to the model's config.yaml, server flags given a work folder)
 SETUPS = {
     "off": ("", lambda work: []),
+    # The same as "off", a second server: how far two identical servers' figures lie apart here
+    # (an A/A control), the resolution of the comparison.
+    "off-again": ("", lambda work: []),
     # What the issue names: metrics (scraped every second), the access log and drift detection.
     "on": (DRIFT_CONFIG, lambda work: ["--access-log", os.path.join(work, "access-on.jsonl")]),
     # Everything: also the payload log and ground-truth tracking.
@@ -87,23 +89,27 @@ def main():
     args = parse_args()
     started = datetime.datetime.now(datetime.timezone.utc)
     work = tempfile.mkdtemp(prefix="slipway-obs-")
-    servers = {}
     labels = list(SETUPS)
-    for label in labels:
-        repo = make_repo(work, label)
-        server = rf.Server(Args(args.binary, repo, SETUPS[label][1](work)), os.path.join(work, label + ".log"))
-        server.wait_ready(MODEL, 60)
-        servers[label] = server
+    repos = {label: make_repo(work, label) for label in labels}
     results = {label: [] for label in labels}
-    try:
-        for r in range(args.rounds):
-            # The order alternates, so no setup always runs first or last (after another warmed
-            # caches, or on a machine whose clock drifted meanwhile).
+    drift = None
+    for r in range(args.rounds):
+        # Every round starts fresh servers: a process's own luck (where its memory and threads
+        # landed) would otherwise favour one setup in every round.
+        servers = {}
+        try:
+            for label in labels:
+                servers[label] = rf.Server(Args(args.binary, repos[label], SETUPS[label][1](work)),
+                                           os.path.join(work, "%s-%d.log" % (label, r)))
+            for label in labels:
+                servers[label].wait_ready(MODEL, 60)
+            # The order reverses every round, so no setup always runs first or last (after
+            # another warmed caches, or on a machine whose clock drifted meanwhile).
             for label in (labels if r % 2 == 0 else list(reversed(labels))):
                 server = servers[label]
                 stop = threading.Event()
                 t = threading.Thread(target=scraper, args=(server.http_port, stop))
-                if label != "off":
+                if not label.startswith("off"):
                     t.start()
                 cmd = [args.loadgen, "--protocol", args.protocol, "--host", "127.0.0.1",
                        "--port", str(server.http_port), "--http-port", str(server.http_port),
@@ -114,13 +120,14 @@ def main():
                 if t.is_alive():
                     t.join()
                 results[label].append(point)
-                print("round %d %-3s %9.0f infer/s  p50 %7.0f us  p99 %7.0f us  errors %d"
+                print("round %d %-9s %9.0f infer/s  p50 %7.0f us  p99 %7.0f us  errors %d"
                       % (r + 1, label, point["throughput_rps"], point["p50_us"], point["p99_us"],
                          point["errors"]), flush=True)
-        drift = rf.http_get(servers["all"].http_port, "/v2/models/%s/drift" % MODEL)[1]
-    finally:
-        for s in servers.values():
-            s.stop()
+            if r == args.rounds - 1:
+                drift = rf.http_get(servers["all"].http_port, "/v2/models/%s/drift" % MODEL)[1]
+        finally:
+            for s in servers.values():
+                s.stop()
     finished = datetime.datetime.now(datetime.timezone.utc)
     summary = {}
     for label, points in results.items():
@@ -156,15 +163,18 @@ def main():
            finished.strftime("%H:%M:%S")),
         "",
         "Model `%s` (the tabular example, the cheapest model, so overhead shows most), %s, "
-        "closed loop at concurrency %d, %d rounds of %.0f s; in each round the three setups run "
-        "back to back, in an order that reverses every round. Medians of the rounds."
+        "closed loop at concurrency %d, %d rounds of %.0f s; each round starts a fresh server per "
+        "setup and runs them back to back, in an order that reverses every round. Medians of the "
+        "rounds."
         % (MODEL, args.protocol, args.concurrency, args.rounds, args.duration),
         "",
         "- **off**: no access log, no drift detection, no payload log, no feedback tracking, nobody "
         "scraping (the always-kept counters remain).",
+        "- **off-again**: \"off\" once more, a second server: the A/A control. How far it lies "
+        "from \"off\" is the resolution of these comparisons on this machine.",
         "- **on** (what the issue names): /metrics scraped every second, the access log of every "
         "request (a file), and drift detection on every input and output feature (33 features, "
-        "2000-row reference and windows, observing a 10% uniform sample of requests).",
+        "2000-row reference and windows, observing every request: the default `sample: 1.0`).",
         "- **all**: \"on\" plus the payload log (1% sample) and ground-truth tracking of every answer.",
         "",
         "| | throughput (infer/s) | p50 (µs) | p99 (µs) | errors | throughput against off |",
@@ -180,10 +190,13 @@ def main():
     lines += ["",
               "Throughput with the issue's observability on: **%.1f%%** of off (target: within 5%%), "
               "the median of the %d rounds' on/off ratios (lowest %.1f%%, highest %.1f%%; the ratio "
-              "of the two medians: %.1f%%). With everything on: %.1f%% (ratio of medians %.1f%%)."
+              "of the two medians: %.1f%%). With everything on: %.1f%% (ratio of medians %.1f%%). "
+              "The A/A control (a second \"off\" server against the first): %.1f%% (quartiles "
+              "%.1f%%–%.1f%%)."
               % (100 * on["median"], len(on["ratios"]), 100 * on["min"], 100 * on["max"],
                  100 * on["ratio_of_medians"], 100 * everything["median"],
-                 100 * everything["ratio_of_medians"]), ""]
+                 100 * everything["ratio_of_medians"], 100 * ratios["off-again"]["median"],
+                 100 * ratios["off-again"]["q1"], 100 * ratios["off-again"]["q3"]), ""]
     with open(os.path.join(args.output_dir, "observability.md"), "w") as f:
         f.write("\n".join(lines))
     print("\n".join(lines))
