@@ -193,26 +193,7 @@ def test_optimized_models_load_and_serve(optimized, tmp_path):
         d = repo / name / "1"
         d.mkdir(parents=True)
         shutil.copy(optimized[name][0], d / "model.onnx")
-    srv = lib.start_live(repo, log_dir=tmp_path, name="optimized")
-    try:
-        for name, example in served.items():
-            with open(EXAMPLES / example / "1" / "expected.json") as f:
-                exp = json.load(f)
-            body = {"inputs": [{"name": n, "datatype": t["datatype"], "shape": t["shape"], "data": t["data"]}
-                               for n, t in exp["inputs"].items()]}
-            r = requests.post(f"{srv.http_url}/v2/models/{name}/infer", json=body, timeout=60)
-            assert r.status_code == 200, (name, r.text)
-            got = {o["name"]: o for o in r.json()["outputs"]}
-            for out_name, want in exp["outputs"].items():
-                a = np.array(got[out_name]["data"], dtype=np.float64).reshape(want["shape"])
-                e = np.array(want["data"], dtype=np.float64).reshape(want["shape"])
-                if want["datatype"] == "FP32":
-                    np.testing.assert_allclose(a, e, atol=0.05, err_msg=f"{name}:{out_name}")
-                    np.testing.assert_array_equal(a.argmax(axis=-1), e.argmax(axis=-1))
-                else:
-                    np.testing.assert_array_equal(a, e)
-    finally:
-        lib.stop_ok(srv)
+    serve_and_check(repo, served, tmp_path)
 
 
 # ----------------------------------------------------------------------------- external data
@@ -228,7 +209,7 @@ def save_with_external_data(src: Path, dest: Path) -> Path:
 
 def serve_and_check(repo: Path, served: dict, tmp_path: Path):
     """Serves repo and checks each model answers its example's expected outputs."""
-    srv = lib.start_live(repo, log_dir=tmp_path, name="external")
+    srv = lib.start_live(repo, log_dir=tmp_path, name="served")
     try:
         for name, example in served.items():
             with open(EXAMPLES / example / "1" / "expected.json") as f:
