@@ -48,6 +48,19 @@ class Backend {
   virtual std::string platform() const = 0;   // "onnxruntime_onnx"
   virtual std::string default_model_filename() const = 0;  // "model.onnx"
   virtual core::Result<std::unique_ptr<Model>> Load(const LoadOptions& options) = 0;
+
+ protected:
+  // What every Load starts from: the repository's config with where it came from ("the model
+  // config" when unsaid), this backend's platform and name, and its default model file when the
+  // config names none. The backend then completes it from the model file.
+  core::ModelConfig StartConfig(const LoadOptions& options) const {
+    core::ModelConfig config = options.config;
+    if (config.source.empty()) config.source = "the model config";
+    config.platform = platform();
+    config.backend = name();
+    if (config.default_model_filename.empty()) config.default_model_filename = default_model_filename();
+    return config;
+  }
 };
 
 }  // namespace slipway::backend

@@ -304,13 +304,7 @@ class OrtBackend : public backend::Backend {
       in = ReadTensors(*session, true);
       out = ReadTensors(*session, false);
     }));
-    core::ModelConfig config = options.config;
-    if (config.source.empty()) config.source = "the model config";
-    config.platform = platform();
-    config.backend = name();
-    if (config.default_model_filename.empty()) {
-      config.default_model_filename = default_model_filename();
-    }
+    core::ModelConfig config = StartConfig(options);
     config.intra_op_threads = std::max(1, options.intra_op_threads);
     bool file_batchable = true;
     for (const auto* list : {&in, &out}) {

@@ -239,13 +239,7 @@ class XgbBackend : public backend::Backend {
   std::string default_model_filename() const override { return "model.json"; }
 
   Result<std::unique_ptr<backend::Model>> Load(const backend::LoadOptions& options) override {
-    core::ModelConfig config = options.config;
-    if (config.source.empty()) config.source = "the model config";
-    config.platform = platform();
-    config.backend = name();
-    if (config.default_model_filename.empty()) {
-      config.default_model_filename = default_model_filename();
-    }
+    core::ModelConfig config = StartConfig(options);
     config.intra_op_threads = std::max(1, options.intra_op_threads);
     if (!config.max_batch_size.has_value()) {
       config.max_batch_size = options_.default_max_batch_size;
