@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <limits>
 #include <sstream>
 
@@ -35,33 +36,30 @@ int64_t TensorDataBytes(const onnx::TensorProto& t) {
          t.uint64_data_size() * 8;
 }
 
-int64_t GraphWeightBytes(const onnx::GraphProto& g) {
-  int64_t total = 0;
-  for (const auto& t : g.initializer()) total += TensorDataBytes(t);
+// Calls f on every tensor a graph holds as data: initializers and tensor attributes (Constant
+// nodes), in this graph and its subgraphs.
+template <typename F>
+void VisitDataTensors(const onnx::GraphProto& g, const F& f) {
+  for (const auto& t : g.initializer()) f(t);
   for (const auto& n : g.node()) {
     for (const auto& a : n.attribute()) {
-      if (a.has_t()) total += TensorDataBytes(a.t());
-      if (a.has_g()) total += GraphWeightBytes(a.g());
-      for (const auto& sub : a.graphs()) total += GraphWeightBytes(sub);
+      if (a.has_t()) f(a.t());
+      if (a.has_g()) VisitDataTensors(a.g(), f);
+      for (const auto& sub : a.graphs()) VisitDataTensors(sub, f);
     }
   }
+}
+
+int64_t GraphWeightBytes(const onnx::GraphProto& g) {
+  int64_t total = 0;
+  VisitDataTensors(g, [&total](const onnx::TensorProto& t) { total += TensorDataBytes(t); });
   return total;
 }
 
 bool GraphHasExternalData(const onnx::GraphProto& g) {
-  for (const auto& t : g.initializer()) {
-    if (HasExternalData(t)) return true;
-  }
-  for (const auto& n : g.node()) {
-    for (const auto& a : n.attribute()) {
-      if (a.has_t() && HasExternalData(a.t())) return true;
-      if (a.has_g() && GraphHasExternalData(a.g())) return true;
-      for (const auto& sub : a.graphs()) {
-        if (GraphHasExternalData(sub)) return true;
-      }
-    }
-  }
-  return false;
+  bool found = false;
+  VisitDataTensors(g, [&found](const onnx::TensorProto& t) { found = found || HasExternalData(t); });
+  return found;
 }
 
 template <typename F>
@@ -240,6 +238,22 @@ Result<std::string> SerializeOnnxModel(const onnx::ModelProto& model) {
 }
 
 int64_t WeightBytes(const onnx::ModelProto& model) { return GraphWeightBytes(model.graph()); }
+
+int64_t ExternalDataFileBytes(const onnx::ModelProto& model, const std::string& model_path) {
+  std::set<std::string> locations;
+  VisitDataTensors(model.graph(), [&locations](const onnx::TensorProto& t) {
+    for (const auto& e : t.external_data()) {
+      if (e.key() == "location") locations.insert(e.value());
+    }
+  });
+  int64_t total = 0;
+  for (const auto& l : locations) {
+    std::error_code ec;
+    const auto size = std::filesystem::file_size(std::filesystem::path(model_path).parent_path() / l, ec);
+    if (!ec) total += static_cast<int64_t>(size);
+  }
+  return total;
+}
 
 Status WriteFileSynced(const std::string& path, std::string_view bytes) {
   {

@@ -55,6 +55,10 @@ core::Result<std::string> SerializeOnnxModel(const onnx::ModelProto& model);
 // inline or external.
 int64_t WeightBytes(const onnx::ModelProto& model);
 
+// Bytes on disk of the distinct external data files the model's tensors name (beside
+// `model_path`, the model file's path); 0 when its weights are inline.
+int64_t ExternalDataFileBytes(const onnx::ModelProto& model, const std::string& model_path);
+
 // Writes `bytes` to `path` and flushes it to disk.
 core::Status WriteFileSynced(const std::string& path, std::string_view bytes);
 

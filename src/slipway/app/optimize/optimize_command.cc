@@ -7,9 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <functional>
 #include <iostream>
-#include <set>
 
 #include "slipway/app/optimize/candidate_version.h"
 #include "slipway/app/optimize/dynamic_quantizer.h"
@@ -185,34 +183,6 @@ Result<std::string> WriteScratch(const std::string& dir, const ModelFiles& files
   if (!files.data_name.empty()) RETURN_IF_ERROR(WriteFileSynced((fs::path(dir) / files.data_name).string(), files.data_bytes));
   RETURN_IF_ERROR(WriteFileSynced(model_path, files.model_bytes));
   return model_path;
-}
-
-// Bytes of the distinct external data files the model's tensors name (beside `model_path`).
-int64_t ExternalDataFileBytes(const onnx::ModelProto& model, const std::string& model_path) {
-  std::set<std::string> locations;
-  std::function<void(const onnx::GraphProto&)> visit = [&](const onnx::GraphProto& g) {
-    auto add = [&](const onnx::TensorProto& t) {
-      for (const auto& e : t.external_data()) {
-        if (e.key() == "location") locations.insert(e.value());
-      }
-    };
-    for (const auto& t : g.initializer()) add(t);
-    for (const auto& n : g.node()) {
-      for (const auto& a : n.attribute()) {
-        if (a.has_t()) add(a.t());
-        if (a.has_g()) visit(a.g());
-        for (const auto& sub : a.graphs()) visit(sub);
-      }
-    }
-  };
-  visit(model.graph());
-  int64_t total = 0;
-  for (const auto& l : locations) {
-    std::error_code ec;
-    const auto size = fs::file_size(fs::path(model_path).parent_path() / l, ec);
-    if (!ec) total += static_cast<int64_t>(size);
-  }
-  return total;
 }
 
 struct Outcome {
