@@ -280,6 +280,17 @@ def parse_binary_response(resp: requests.Response):
 # Server process
 # --------------------------------------------------------------------------------------
 
+def wait_for(predicate, timeout=60.0, what="condition"):
+    """Polls predicate every 0.1 s until it returns something true, and returns that."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))

@@ -338,16 +338,6 @@ def routing(url: str, model: str) -> dict:
     return r.json()
 
 
-def wait_for(predicate, timeout=60.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def eval_bodies():
     bodies = []
     with open(DATA / "breast_cancer" / "eval.jsonl") as f:
@@ -364,7 +354,7 @@ def test_candidate_in_poll_mode_is_canaried_and_promoted_by_the_guards(tmp_path)
     srv = lib.start_live(repo, log_dir=tmp_path, name="poll",
                          extra_args=["--model-control-mode", "poll", "--repository-poll-secs", "0.3"])
     try:
-        wait_for(lambda: routing(srv.http_url, "breast_cancer")["labels"].get("stable") == 1, what="stable 1")
+        lib.wait_for(lambda: routing(srv.http_url, "breast_cancer")["labels"].get("stable") == 1, what="stable 1")
         r = run_optimize(BC, "--as-candidate", repo / "breast_cancer", "--quantize", "dynamic",
                          "--eval", DATA / "breast_cancer" / "eval.jsonl", "--min-agreement", "0.98",
                          "--bench-seconds", "0.3")
@@ -378,7 +368,7 @@ def test_candidate_in_poll_mode_is_canaried_and_promoted_by_the_guards(tmp_path)
         assert not list(repo.glob(".staging-*")), "no staging folder is left behind"
         assert "wrote version 2" in r.stdout
         # the server's scan finds it and the example's rollout plan takes over
-        wait_for(lambda: (routing(srv.http_url, "breast_cancer").get("rollout") or {}).get("candidate") == 2,
+        lib.wait_for(lambda: (routing(srv.http_url, "breast_cancer").get("rollout") or {}).get("candidate") == 2,
                  what="a rollout of version 2")
         bodies = eval_bodies()
         deadline = time.monotonic() + 120
@@ -412,7 +402,7 @@ def test_candidate_in_explicit_mode_is_picked_up_by_a_load(tmp_path):
         assert (repo / "image_cnn" / "2" / "model.onnx").is_file()
         resp = requests.post(f"{srv.http_url}/v2/repository/models/image_cnn/load", json={}, timeout=60)
         assert resp.status_code == 200, resp.text
-        wait_for(lambda: requests.get(f"{srv.http_url}/v2/models/image_cnn/versions/2/ready",
+        lib.wait_for(lambda: requests.get(f"{srv.http_url}/v2/models/image_cnn/versions/2/ready",
                                       timeout=5).status_code == 200, what="version 2 ready")
         resp = requests.post(f"{srv.http_url}/v2/models/image_cnn/versions/2/infer", timeout=30,
                              json={"inputs": [{"name": "image", "datatype": "FP32", "shape": [1, 3, 32, 32],

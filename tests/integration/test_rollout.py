@@ -88,13 +88,7 @@ def wait_ready(url: str, model: str, version=None, timeout=30.0):
 
 
 def wait_for(predicate, timeout=30.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+    return lib.wait_for(predicate, timeout, what)
 
 
 def infer(url: str, model="scale", version=None, headers=None, body=None):
