@@ -64,7 +64,10 @@ core::ModelConfig Config(double p_value) {
   return c;
 }
 
-void Send(DriftMonitor& monitor, std::mt19937_64& rng, size_t rows, double shift) {
+// borrowed: the input tensor is a view of a buffer this function keeps until the answer (as the
+// frontends' are); otherwise the request owns its bytes.
+void Send(DriftMonitor& monitor, std::mt19937_64& rng, size_t rows, double shift,
+          bool borrowed = false) {
   std::normal_distribution<float> normal(0, 1);
   std::string bytes;
   for (size_t r = 0; r < rows; ++r) {
@@ -75,8 +78,9 @@ void Send(DriftMonitor& monitor, std::mt19937_64& rng, size_t rows, double shift
   }
   core::InferRequest request;
   request.model_name = "m";
-  request.inputs.push_back(core::Tensor::Owned("x", core::DataType::kFp32,
-                                               {static_cast<int64_t>(rows), 3}, std::move(bytes)));
+  const core::Shape shape = {static_cast<int64_t>(rows), 3};
+  request.inputs.push_back(borrowed ? core::Tensor::Borrowed("x", core::DataType::kFp32, shape, bytes)
+                                    : core::Tensor::Owned("x", core::DataType::kFp32, shape, bytes));
   bool answered = false;
   monitor.Infer(std::move(request), [&](core::Result<core::InferResponse> r) {
     ASSERT_TRUE(r.ok());
@@ -110,7 +114,10 @@ TEST(DriftMonitor, FalseAlarmRateStaysNearTheConfiguredLevel) {
   EXPECT_LE(report.drifting_windows, 20u) << report.drifting_windows << " of " << kWindows;
 }
 
-TEST(DriftMonitor, ShiftedFeatureIsFlaggedInAlmostEveryWindow) {
+class DriftMonitorInputs : public testing::TestWithParam<bool> {};
+
+TEST_P(DriftMonitorInputs, ShiftedFeatureIsFlaggedInAlmostEveryWindow) {
+  const bool borrowed = GetParam();
   uint64_t flagged_windows = 0;
   EchoService inner(Config(0.01));
   auto monitor = DriftMonitor::Create(
@@ -124,12 +131,15 @@ TEST(DriftMonitor, ShiftedFeatureIsFlaggedInAlmostEveryWindow) {
          ++flagged_windows;
        }}).value();
   std::mt19937_64 rng(9);
-  Send(*monitor, rng, 1000, 0);
-  for (int w = 0; w < 20; ++w) Send(*monitor, rng, 200, 0.6);
+  Send(*monitor, rng, 1000, 0, borrowed);
+  for (int w = 0; w < 20; ++w) Send(*monitor, rng, 200, 0.6, borrowed);
   const auto report = WaitForWindows(*monitor, 20);
   EXPECT_GE(report.drifting_windows, 19u);
   EXPECT_EQ(flagged_windows, report.drifting_windows);
 }
+
+// Owned inputs are read when the request arrives; borrowed ones when the answer comes.
+INSTANTIATE_TEST_SUITE_P(OwnedAndBorrowed, DriftMonitorInputs, testing::Bool());
 
 TEST(DriftMonitor, FeaturesFollowTheConfig) {
   auto config = Config(0.01);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstring>
 #include <cmath>
 
 namespace slipway::core {
@@ -42,6 +43,21 @@ void JsonWriter::String(std::string_view value) {
 
 void JsonWriter::AppendEscaped(std::string_view s) {
   static const char* kHex = "0123456789abcdef";
+  // Most strings need no escaping: one pass without early exit (which vectorises) tells.
+  bool plain = true;
+  for (const char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    plain &= (c >= 0x20) & (c != '"') & (c != '\\');
+  }
+  if (plain) {
+    const size_t at = out_.size();
+    out_.resize(at + s.size() + 2);
+    char* p = out_.data() + at;
+    *p = '"';
+    if (!s.empty()) std::memcpy(p + 1, s.data(), s.size());
+    p[s.size() + 1] = '"';
+    return;
+  }
   out_.push_back('"');
   // Runs of characters that need no escaping (nearly all of them) are appended whole.
   size_t run = 0;

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <random>
 #include <fstream>
@@ -37,29 +38,39 @@ bool Discrete(core::DataType t) {
   return t != core::DataType::kFp32 && t != core::DataType::kFp64;
 }
 
-double ValueAt(const core::Tensor& t, size_t index) {
+// Calls f(T{}) with the C++ type of a numeric tensor type; false for the others.
+template <typename F>
+bool WithNumericType(core::DataType type, F&& f) {
   using core::DataType;
-  const size_t width = core::DataTypeByteSize(t.type());
-  if ((index + 1) * width > t.bytes().size()) return std::nan("");
-  const char* p = t.bytes().data() + index * width;
-  auto get = [p](auto v) {
-    std::memcpy(&v, p, sizeof(v));
-    return static_cast<double>(v);
-  };
-  switch (t.type()) {
-    case DataType::kBool: return get(uint8_t{});
-    case DataType::kInt8: return get(int8_t{});
-    case DataType::kInt16: return get(int16_t{});
-    case DataType::kInt32: return get(int32_t{});
-    case DataType::kInt64: return get(int64_t{});
-    case DataType::kUint8: return get(uint8_t{});
-    case DataType::kUint16: return get(uint16_t{});
-    case DataType::kUint32: return get(uint32_t{});
-    case DataType::kUint64: return get(uint64_t{});
-    case DataType::kFp32: return get(float{});
-    case DataType::kFp64: return get(double{});
-    default: return std::nan("");
+  switch (type) {
+    case DataType::kBool: f(uint8_t{}); return true;
+    case DataType::kInt8: f(int8_t{}); return true;
+    case DataType::kInt16: f(int16_t{}); return true;
+    case DataType::kInt32: f(int32_t{}); return true;
+    case DataType::kInt64: f(int64_t{}); return true;
+    case DataType::kUint8: f(uint8_t{}); return true;
+    case DataType::kUint16: f(uint16_t{}); return true;
+    case DataType::kUint32: f(uint32_t{}); return true;
+    case DataType::kUint64: f(uint64_t{}); return true;
+    case DataType::kFp32: f(float{}); return true;
+    case DataType::kFp64: f(double{}); return true;
+    default: return false;
   }
+}
+
+// Element `index` of a numeric tensor as a double; NaN past its end or for other types.
+template <typename T>
+double ElementAt(std::string_view bytes, size_t index) {
+  if ((index + 1) * sizeof(T) > bytes.size()) return std::nan("");
+  T v;
+  std::memcpy(&v, bytes.data() + index * sizeof(T), sizeof(T));
+  return static_cast<double>(v);
+}
+
+double ValueAt(const core::Tensor& t, size_t index) {
+  double out = std::nan("");
+  WithNumericType(t.type(), [&](auto type) { out = ElementAt<decltype(type)>(t.bytes(), index); });
+  return out;
 }
 
 void AppendAs(core::DataType t, double v, std::string& out) {
@@ -135,7 +146,8 @@ struct DriftMonitor::State {
   std::vector<Feature> features;
   std::vector<std::vector<double>> reference;  // per feature
   bool reference_ready = false;
-  std::vector<double> window;  // the window's rows, row-major (window_rows x features)
+  // The window's values per feature (column-major: a test reads one feature's values together).
+  std::vector<std::vector<double>> window;
   uint64_t window_rows = 0;
   std::map<int64_t, uint64_t> window_versions;
   Clock::time_point window_start = Clock::now();
@@ -174,30 +186,56 @@ void DriftMonitor::Stop() {
   if (worker_.joinable()) worker_.join();
 }
 
-std::shared_ptr<const DriftMonitor::Plan> DriftMonitor::PlanFor(const std::string& model) {
-  const auto now = Clock::now();
+bool DriftMonitor::SamePlan(const Plan& a, const Plan& b) {
+  if (a.enabled != b.enabled || a.features != b.features) return false;
+  if (!a.enabled) return true;
+  const core::DriftConfig& x = a.config.monitoring.drift;
+  const core::DriftConfig& y = b.config.monitoring.drift;
+  const auto per_row = [](const Plan& p) {
+    std::vector<int64_t> out;
+    for (const TensorFeatures& g : p.tensors) out.push_back(g.per_row);
+    return out;
+  };
+  return a.config.batch_size_limit() == b.config.batch_size_limit() &&
+         a.config.directory == b.config.directory && per_row(a) == per_row(b) &&
+         x.reference_file == y.reference_file && x.reference_rows == y.reference_rows &&
+         x.window_rows == y.window_rows && x.window_seconds == y.window_seconds &&
+         x.p_value == y.p_value && x.psi == y.psi && x.categorical == y.categorical &&
+         x.max_features_per_tensor == y.max_features_per_tensor && x.outputs == y.outputs &&
+         x.sample == y.sample;
+}
+
+const DriftMonitor::Plan* DriftMonitor::PlanFor(const std::string& model) {
+  static const Plan kOff;  // for names that are not models
+  // A coarse clock (a few ms) is plenty to tell when a second has passed, and far cheaper.
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  const int64_t now = int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
+  constexpr int64_t kRecheckNs = 1000000000;  // a model's config is looked at again after 1 s
+  const auto fresh = [now](const Plan* p) {
+    return now - p->checked_ns.load(std::memory_order_relaxed) < kRecheckNs;
+  };
   // Most requests on a thread are for the model the last one was for: no shared lookup then.
   thread_local uint64_t last_owner = 0;
-  thread_local std::shared_ptr<const Plan> last;
-  thread_local std::string last_model;
-  if (last_owner == instance_ && last && last_model == model &&
-      now - last->fetched < std::chrono::seconds(1)) {
+  thread_local const Plan* last = nullptr;
+  if (last_owner == instance_ && last != nullptr && last->model == model && fresh(last)) {
     return last;
   }
   {
     auto table = plans_.Load();
     auto it = table->find(model);
-    if (it != table->end() && now - it->second->fetched < std::chrono::seconds(1)) {
+    if (it != table->end() && fresh(it->second)) {
       last_owner = instance_;
-      last_model = model;
       last = it->second;
-      return it->second;
+      return last;
     }
   }
-  auto plan = std::make_shared<Plan>();
-  plan->fetched = now;
+  auto plan = std::make_unique<Plan>();
+  plan->model = model;
+  plan->checked_ns.store(now, std::memory_order_relaxed);
   auto config = inner_->GetModelConfig(model, 0);
-  if (config.ok() && config->monitoring.drift.enabled) {
+  if (!config.ok()) return &kOff;  // unknown names are never kept: clients choose them
+  if (config->monitoring.drift.enabled) {
     plan->enabled = true;
     plan->config = *config;
     plan->features = DriftFeatures(plan->config);
@@ -216,84 +254,194 @@ std::shared_ptr<const DriftMonitor::Plan> DriftMonitor::PlanFor(const std::strin
       plan->tensors.back().members.emplace_back(i, f.element);
     }
   }
-  if (!config.ok()) return plan;  // unknown names are never cached: clients choose them
   std::lock_guard<std::mutex> lock(plans_mu_);
-  auto next = std::make_shared<std::map<std::string, std::shared_ptr<const Plan>>>(*plans_.Load());
-  (*next)[model] = plan;
+  auto table = plans_.Load();
+  auto it = table->find(model);
+  if (it != table->end() && SamePlan(*it->second, *plan)) {
+    it->second->checked_ns.store(now, std::memory_order_relaxed);
+    last_owner = instance_;
+    last = it->second;
+    return last;
+  }
+  auto next = std::make_shared<std::map<std::string, const Plan*>>(*table);
+  (*next)[model] = plan.get();
   plans_.Store(std::move(next));
-  return plan;
+  kept_.push_back(std::move(plan));
+  last_owner = instance_;
+  last = kept_.back().get();
+  return last;
 }
 
 void DriftMonitor::Infer(core::InferRequest request, core::InferCallback done) {
-  auto plan = PlanFor(request.model_name);
+  const Plan* plan = PlanFor(request.model_name);
   thread_local std::mt19937_64 rng{std::random_device{}()};
   const double sample = plan->enabled ? plan->config.monitoring.drift.sample : 0;
   if (!plan->enabled || plan->features.empty() ||
       (sample < 1 && std::uniform_real_distribution<double>(0, 1)(rng) >= sample)) {
     return inner_->Infer(std::move(request), std::move(done));
   }
-  // The input features are read now, the output features when the answer comes.
-  Observation obs;
-  int64_t rows = 1;
+  int64_t batch_rows = 1;
   if (plan->config.batch_size_limit() > 0 && !request.inputs.empty() &&
       !request.inputs.front().shape().empty()) {
-    rows = request.inputs.front().shape()[0];
+    batch_rows = request.inputs.front().shape()[0];
   }
-  obs.rows = static_cast<size_t>(std::max<int64_t>(rows, 0));
-  obs.values.assign(obs.rows * plan->features.size(), std::nan(""));
-  Observe(*plan, false, request.inputs, obs);
-  inner_->Infer(std::move(request), [this, plan, obs = std::move(obs), done = std::move(done)](
+  const auto rows = static_cast<size_t>(std::max<int64_t>(batch_rows, 0));
+  // Inputs borrowed from the frontend's buffer stay valid until the answer is passed on, so
+  // their features are read then, with the outputs', straight into the queue: nothing is copied
+  // now or carried with the request but a view per tensor.
+  InputViews views;
+  if (BorrowedInputs(*plan, request.inputs, views)) {
+    inner_->Infer(std::move(request), [this, plan, rows, views, done = std::move(done)](
+                                          Result<core::InferResponse> result) mutable {
+      if (result.ok()) {
+        Push(*plan, result->model_version, rows, [&](double* values) {
+          ObserveViews(*plan, views, rows, values);
+          Observe(*plan, true, result->outputs, rows, values);
+        });
+      }
+      done(std::move(result));
+    });
+    return;
+  }
+  // Inputs the request owns may be gone when the answer comes: their features are read now.
+  Values values(rows * plan->features.size(), std::nan(""));
+  Observe(*plan, false, request.inputs, rows, values.data());
+  inner_->Infer(std::move(request), [this, plan, rows, values = std::move(values),
+                                     done = std::move(done)](
                                         Result<core::InferResponse> result) mutable {
     if (result.ok()) {
-      obs.model = result->model_name;
-      obs.version = result->model_version;
-      Observe(*plan, true, result->outputs, obs);
-      std::unique_lock<std::mutex> lock(queue_mu_);
-      if (queue_.size() >= options_.max_queue) {
-        ++dropped_;
-      } else {
-        queue_.push_back(std::move(obs));
-        // The worker looks every kWorkerTickMs anyway; waking it per observation would cost a
-        // context switch per sampled request, so it is woken only when a batch has gathered.
-        const bool wake = queue_.size() == kWakeBatch;
-        lock.unlock();
-        if (wake) queue_cv_.notify_one();
-      }
+      Observe(*plan, true, result->outputs, rows, values.data());
+      Push(*plan, result->model_version, rows, [&](double* out) {
+        std::memcpy(out, values.data(), rows * plan->features.size() * sizeof(double));
+      });
     }
     done(std::move(result));
   });
 }
 
+template <typename Fill>
+void DriftMonitor::Push(const Plan& plan, int64_t version, size_t rows, Fill&& fill) {
+  // Each thread keeps to one queue, so request threads do not contend for a lock.
+  static std::atomic<size_t> next_shard{0};
+  thread_local const size_t shard = next_shard.fetch_add(1, std::memory_order_relaxed) % kShards;
+  Shard& q = shards_[shard];
+  bool wake = false;
+  {
+    std::lock_guard<std::mutex> lock(q.mu);
+    if (q.items.size() >= options_.max_queue) {
+      dropped_.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    q.items.push_back({&plan, version, rows});
+    const size_t at = q.values.size();
+    q.values.resize(at + rows * plan.features.size(), std::nan(""));
+    fill(q.values.data() + at);
+    // The worker looks every kWorkerTickMs anyway; waking it per observation would cost a
+    // context switch per observed request, so it is woken only when a batch has gathered.
+    wake = q.items.size() == kWakeBatch;
+  }
+  if (wake) {
+    wake_.store(true, std::memory_order_relaxed);
+    queue_cv_.notify_one();
+  }
+}
+
+namespace {
+
+// Reads the features of group `g` from a tensor's bytes into `values` (rows x n, row-major).
+template <typename Group>
+void ObserveGroup(const Group& g, size_t n, std::string_view bytes, core::DataType type,
+                  size_t rows, double* values) {
+  if (g.per_row <= 0) return;  // stays NaN
+  const auto per_row = static_cast<size_t>(g.per_row);
+  // The element type is looked at once per tensor, not per value.
+  WithNumericType(type, [&](auto t) {
+    using T = decltype(t);
+    for (size_t r = 0; r < rows; ++r) {
+      double* row = values + r * n;
+      for (const auto& [feature, element] : g.members) {
+        row[feature] = ElementAt<T>(bytes, r * per_row + element);
+      }
+    }
+  });
+}
+
+}  // namespace
+
+bool DriftMonitor::BorrowedInputs(const Plan& plan, const std::vector<core::Tensor>& tensors,
+                                  InputViews& views) {
+  size_t k = 0;
+  for (const TensorFeatures& g : plan.tensors) {
+    if (g.output) continue;
+    if (k == views.size()) return false;
+    TensorView& v = views[k++];
+    for (const auto& t : tensors) {
+      if (t.name() != g.tensor) continue;
+      if (t.is_owned()) return false;
+      v.bytes = t.bytes();
+      v.type = t.type();
+    }
+  }
+  return true;
+}
+
+void DriftMonitor::ObserveViews(const Plan& plan, const InputViews& views, size_t rows,
+                                double* values) {
+  size_t k = 0;
+  for (const TensorFeatures& g : plan.tensors) {
+    if (g.output) continue;
+    const TensorView& v = views[k++];
+    ObserveGroup(g, plan.features.size(), v.bytes, v.type, rows, values);
+  }
+}
+
 void DriftMonitor::Observe(const Plan& plan, bool outputs, const std::vector<core::Tensor>& tensors,
-                           Observation& obs) {
-  const size_t n = plan.features.size();
+                           size_t rows, double* values) {
   for (const TensorFeatures& g : plan.tensors) {
     if (g.output != outputs) continue;
     const core::Tensor* t = nullptr;
     for (const auto& x : tensors) {
       if (x.name() == g.tensor) t = &x;
     }
-    if (t == nullptr || g.per_row <= 0) continue;  // stays NaN
-    const auto per_row = static_cast<size_t>(g.per_row);
-    for (size_t r = 0; r < obs.rows; ++r) {
-      double* row = obs.values.data() + r * n;
-      for (const auto& [feature, element] : g.members) row[feature] = ValueAt(*t, r * per_row + element);
-    }
+    if (t != nullptr) ObserveGroup(g, plan.features.size(), t->bytes(), t->type(), rows, values);
   }
 }
 
 void DriftMonitor::WorkerLoop() {
+  std::vector<Pending> items;
+  std::vector<double> values;
   std::unique_lock<std::mutex> lock(queue_mu_);
   while (true) {
     queue_cv_.wait_for(lock, std::chrono::milliseconds(kWorkerTickMs),
-                       [this] { return stopping_ || queue_.size() >= kWakeBatch; });
+                       [this] { return stopping_ || wake_.load(std::memory_order_relaxed); });
     if (stopping_) break;
-    std::deque<Observation> batch;
-    batch.swap(queue_);
+    wake_.store(false, std::memory_order_relaxed);
     lock.unlock();
-    for (auto& obs : batch) Process(std::move(obs));
+    bool any = false;
+    for (Shard& q : shards_) {
+      {
+        // Swapped, not copied: the queue gets back the buffers the worker emptied last time.
+        std::lock_guard<std::mutex> shard_lock(q.mu);
+        items.swap(q.items);
+        values.swap(q.values);
+      }
+      size_t at = 0;
+      const Plan* made_under = nullptr;  // the plan the observations before were made under...
+      const Plan* current = nullptr;     // ...and that model's plan now
+      for (const Pending& obs : items) {
+        if (obs.plan != made_under) {
+          made_under = obs.plan;
+          current = PlanFor(obs.plan->model);
+        }
+        Process(obs, *current, values.data() + at);
+        at += obs.rows * obs.plan->features.size();
+      }
+      any = any || !items.empty();
+      items.clear();
+      values.clear();
+    }
     // The reports' progress figures, once per batch rather than per observation.
-    if (!batch.empty()) {
+    if (any) {
       std::lock_guard<std::mutex> reports_lock(reports_mu_);
       for (const auto& [model, state] : states_) {
         if (state == nullptr) continue;
@@ -400,21 +548,22 @@ Status DriftMonitor::LoadReference(const std::string& model, State& state) {
   return Status::Ok();
 }
 
-void DriftMonitor::Process(Observation obs) {
-  auto plan = PlanFor(obs.model);
+void DriftMonitor::Process(const Pending& obs, const Plan& current, const double* values) {
+  // The model's current plan, which an observation made under an older one may no longer match.
+  const Plan* plan = &current;
   if (!plan->enabled) return;
-  auto& slot = states_[obs.model];
+  auto& slot = states_[plan->model];
   if (slot == nullptr || slot->features.size() != plan->features.size()) {
     slot = std::make_unique<State>();
     slot->config = plan->config;
     slot->features = plan->features;
     if (!slot->config.monitoring.drift.reference_file.empty()) {
-      if (auto st = LoadReference(obs.model, *slot); !st.ok()) {
-        spdlog::error("model '{}': drift detection is off: {}", obs.model, st.message());
+      if (auto st = LoadReference(plan->model, *slot); !st.ok()) {
+        spdlog::error("model '{}': drift detection is off: {}", plan->model, st.message());
         slot->reference.assign(slot->features.size(), {});
       } else {
         slot->reference_ready = true;
-        spdlog::info("model '{}': drift reference of {} rows loaded", obs.model,
+        spdlog::info("model '{}': drift reference of {} rows loaded", plan->model,
                      slot->reference.empty() ? 0 : slot->reference.front().size());
       }
     } else {
@@ -424,24 +573,25 @@ void DriftMonitor::Process(Observation obs) {
   State& state = *slot;
   const auto& d = state.config.monitoring.drift;
   const size_t n = state.features.size();
-  if (obs.values.size() != obs.rows * n) return;  // the features changed under this observation
+  if (obs.plan != plan && obs.plan->features != state.features) return;  // changed under it
   for (size_t r = 0; r < obs.rows; ++r) {
-    const double* row = obs.values.data() + r * n;
+    const double* row = values + r * n;
     if (!state.reference_ready) {
       if (!d.reference_file.empty()) return;  // the reference file failed; nothing to compare
       for (size_t i = 0; i < n; ++i) state.reference[i].push_back(row[i]);
       if (static_cast<int64_t>(state.reference.front().size()) >= d.reference_rows) {
         state.reference_ready = true;
         state.window_start = Clock::now();
-        spdlog::info("model '{}': drift reference taken from the first {} rows", obs.model,
+        spdlog::info("model '{}': drift reference taken from the first {} rows", plan->model,
                      d.reference_rows);
       }
       continue;
     }
-    state.window.insert(state.window.end(), row, row + n);
+    if (state.window.size() != n) state.window.assign(n, {});
+    for (size_t i = 0; i < n; ++i) state.window[i].push_back(row[i]);
     ++state.window_rows;
     ++state.window_versions[obs.version];
-    if (static_cast<int64_t>(state.window_rows) >= d.window_rows) Judge(obs.model, state);
+    if (static_cast<int64_t>(state.window_rows) >= d.window_rows) Judge(plan->model, state);
   }
 }
 
@@ -473,16 +623,14 @@ void DriftMonitor::Judge(const std::string& model, State& state) {
       p.edges_ok = true;
     }
   }
-  std::vector<double> live;
-  for (size_t i = 0; i < state.features.size(); ++i) {
+  for (size_t i = 0; i < state.features.size() && i < state.window.size(); ++i) {
     const Feature& f = state.features[i];
     const State::Prepared& prepared = state.prepared[i];
     const std::vector<double>& ref = prepared.sorted;
-    live.clear();
-    const size_t n = state.features.size();
-    for (size_t at = i; at < state.window.size(); at += n) {
-      if (!std::isnan(state.window[at])) live.push_back(state.window[at]);
-    }
+    // The window's column is sorted in place (it is emptied after the judgement anyway).
+    std::vector<double>& live = state.window[i];
+    live.erase(std::remove_if(live.begin(), live.end(), [](double x) { return std::isnan(x); }),
+               live.end());
     if (ref.size() < 2 || live.size() < 2) continue;
     std::sort(live.begin(), live.end());
     serving::FeatureDrift fd;
@@ -539,7 +687,7 @@ void DriftMonitor::Judge(const std::string& model, State& state) {
   report.judged_at_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                             std::chrono::system_clock::now().time_since_epoch())
                             .count();
-  state.window.clear();
+  for (auto& column : state.window) column.clear();
   state.window_rows = 0;
   state.window_versions.clear();
   state.window_start = Clock::now();

@@ -8,14 +8,17 @@
 // drifts when a feature's p-value is below p_value / features (Bonferroni, so a model raises a
 // false alarm in about p_value of its windows) or its PSI exceeds the PSI bound.
 //
-// The request path only copies the chosen values into a bounded queue (dropped and counted when
-// full); a worker thread fills windows, computes the tests and calls `on_drift` for drifting ones.
+// The request path only copies the chosen values into bounded per-thread queues (dropped and
+// counted when full), taking no lock another request thread holds and allocating nothing for
+// rows of up to kInlineValues values; a worker thread drains them, fills windows, computes the
+// tests and calls `on_drift` for drifting ones.
 // Thread safety: all public methods are safe from any thread.
 #pragma once
 
+#include <algorithm>
+#include <array>
 #include <atomic>
 #include <condition_variable>
-#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -36,7 +39,8 @@ class DriftMonitor : public serving::ForwardingService, public serving::DriftSou
  public:
   struct Options {
     serving::InferenceService* inner = nullptr;  // not owned
-    size_t max_queue = 10000;                    // observations waiting beyond this are dropped
+    // Observations waiting in one sending thread's queue beyond this are dropped.
+    size_t max_queue = 10000;
     // Called on the worker thread for every drifting window.
     std::function<void(const serving::DriftReport&, const core::ModelConfig&)> on_drift;
   };
@@ -60,6 +64,7 @@ class DriftMonitor : public serving::ForwardingService, public serving::DriftSou
     bool output = false;
     size_t element = 0;
     bool categorical = false;
+    bool operator==(const Feature&) const = default;
   };
 
  private:
@@ -70,28 +75,74 @@ class DriftMonitor : public serving::ForwardingService, public serving::DriftSou
     int64_t per_row = -1;  // elements per batch row; -1 when the config leaves a dimension open
     std::vector<std::pair<size_t, size_t>> members;  // (feature index, element in the row)
   };
+  // What to observe of a model's requests. A plan lives as long as the monitor (so requests in
+  // flight hold a plain pointer, not a shared count every thread would write); a new one is made
+  // only when the model's monitoring settings or tensors change.
   struct Plan {
+    std::string model;
     bool enabled = false;
     core::ModelConfig config;
     std::vector<Feature> features;
     std::vector<TensorFeatures> tensors;  // the features grouped by tensor, in feature order
-    std::chrono::steady_clock::time_point fetched;
+    // When the model's config was last checked against this plan (steady clock, ns).
+    mutable std::atomic<int64_t> checked_ns{0};
   };
-  struct Observation {
-    std::string model;
+  // One observation waiting for the worker; its rows x features values (row-major) follow those
+  // of the observations before it in the queue's `values`.
+  struct Pending {
+    const Plan* plan = nullptr;
     int64_t version = 0;
     size_t rows = 0;
-    std::vector<double> values;  // rows x features, row-major
   };
-  // Reads the features of `tensors` (the request's inputs, or the answer's outputs) into obs.
+  // A queue per sending thread (threads share one only when there are more than kShards).
+  struct alignas(64) Shard {
+    std::mutex mu;
+    std::vector<Pending> items;   // guarded by mu
+    std::vector<double> values;   // guarded by mu
+  };
+  static constexpr size_t kShards = 8;
+  // A request's values travel with it inline up to this many (rows x features), on the heap beyond.
+  static constexpr size_t kInlineValues = 64;
+  class Values {
+   public:
+    Values(size_t n, double fill) : n_(n) {
+      if (n > kInlineValues) {
+        heap_.assign(n, fill);
+      } else {
+        std::fill_n(inline_, n, fill);
+      }
+    }
+    double* data() { return n_ > kInlineValues ? heap_.data() : inline_; }
+
+   private:
+    size_t n_;
+    double inline_[kInlineValues];
+    std::vector<double> heap_;
+  };
+  // Reads the features of `tensors` (the request's inputs, or the answer's outputs) of `rows`
+  // rows into `values` (rows x features, row-major).
   static void Observe(const Plan& plan, bool outputs, const std::vector<core::Tensor>& tensors,
-                      Observation& obs);
+                      size_t rows, double* values);
+  // A borrowed input tensor's bytes, read when the answer comes (kInvalid: the tensor is absent).
+  struct TensorView {
+    std::string_view bytes;
+    core::DataType type = core::DataType::kInvalid;
+  };
+  using InputViews = std::array<TensorView, 4>;  // per input tensor with features, in plan order
+  // Views of the inputs with features; false if one is owned or there are too many.
+  static bool BorrowedInputs(const Plan& plan, const std::vector<core::Tensor>& tensors,
+                             InputViews& views);
+  static void ObserveViews(const Plan& plan, const InputViews& views, size_t rows, double* values);
+  static bool SamePlan(const Plan& a, const Plan& b);
+  // Queues an observation of `rows` rows; fill(values) writes its values (NaN-filled before).
+  template <typename Fill>
+  void Push(const Plan& plan, int64_t version, size_t rows, Fill&& fill);
   struct State;  // per model, worker thread only (and mu_ for the report)
 
   explicit DriftMonitor(Options options);  // in the .cc, where State is complete
-  std::shared_ptr<const Plan> PlanFor(const std::string& model);
+  const Plan* PlanFor(const std::string& model);
   void WorkerLoop();
-  void Process(Observation obs);
+  void Process(const Pending& obs, const Plan& current, const double* values);
   void Judge(const std::string& model, State& state);
   core::Status LoadReference(const std::string& model, State& state);
 
@@ -99,11 +150,13 @@ class DriftMonitor : public serving::ForwardingService, public serving::DriftSou
   // Tells this object's entries in per-thread caches from those of one that lived at the same
   // address before.
   const uint64_t instance_ = core::NextInstanceId();
-  std::mutex plans_mu_;  // serialises refreshes of plans_
-  core::Snapshot<std::map<std::string, std::shared_ptr<const Plan>>> plans_;  // read lock-free
+  std::mutex plans_mu_;  // serialises refreshes of plans_ and kept_
+  core::Snapshot<std::map<std::string, const Plan*>> plans_;  // the current plans, read lock-free
+  std::vector<std::unique_ptr<Plan>> kept_;  // every plan made (guarded by plans_mu_)
+  Shard shards_[kShards];
   std::mutex queue_mu_;
   std::condition_variable queue_cv_;
-  std::deque<Observation> queue_;  // guarded by queue_mu_
+  std::atomic<bool> wake_{false};  // a queue has gathered a batch for the worker
   bool stopping_ = false;          // guarded by queue_mu_
   std::atomic<uint64_t> dropped_{0};
   std::map<std::string, std::unique_ptr<State>> states_;  // worker thread only

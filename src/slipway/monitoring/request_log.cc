@@ -160,21 +160,80 @@ RequestLogger::~RequestLogger() {
   if (payload_ != nullptr) std::fclose(payload_);
 }
 
-void RequestLogger::Enqueue(bool payload, std::string_view text) {
-  bool wake = false;
+void RequestLogger::NotePending() {
+  // Only the first line after the writer last looked wakes it (a read, mostly, of a flag that
+  // changes a few times a second). Taking mu_ orders the wake after the writer's check.
+  if (has_pending_.load() || has_pending_.exchange(true)) return;
+  { std::lock_guard<std::mutex> lock(mu_); }
+  cv_.notify_one();
+}
+
+void RequestLogger::EnqueueAccess(std::string_view line) {
+  static std::atomic<size_t> next_shard{0};
+  thread_local const size_t shard = next_shard.fetch_add(1, std::memory_order_relaxed) % kShards;
+  Shard& q = shards_[shard];
   {
-    std::lock_guard<std::mutex> lock(mu_);
-    std::string& pending = payload ? pending_payload_ : pending_access_;
-    if (pending_access_.size() + pending_payload_.size() + text.size() > options_.queue_bytes) {
-      ++dropped_;
+    std::lock_guard<std::mutex> lock(q.mu);
+    if (q.pending.size() + line.size() > options_.queue_bytes / kShards) {
+      dropped_.fetch_add(1, std::memory_order_relaxed);
       return;
     }
-    wake = pending.empty();
-    pending.append(text);
-    pending.push_back('\n');
+    q.pending.append(line);
+    q.pending.push_back('\n');
   }
-  if (wake) cv_.notify_one();
+  NotePending();
 }
+
+void RequestLogger::EnqueuePayload(std::string_view line) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (pending_payload_.size() + line.size() > options_.queue_bytes) {
+      dropped_.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    pending_payload_.append(line);
+    pending_payload_.push_back('\n');
+  }
+  NotePending();
+}
+
+namespace {
+
+// The time of the access line at `at` (fixed-width ISO 8601, so it orders as text).
+std::string_view LineTime(const std::string& text, size_t at) {
+  constexpr std::string_view kStart = "{\"time\":\"";
+  const std::string_view rest = std::string_view(text).substr(at);
+  if (rest.substr(0, kStart.size()) != kStart) return {};
+  const size_t end = rest.find('"', kStart.size());
+  return end == std::string_view::npos ? std::string_view{} : rest.substr(kStart.size(), end - kStart.size());
+}
+
+// Appends the lines of `parts` (each in time order) to `out` in time order.
+void MergeByTime(std::vector<std::string>& parts, std::string& out) {
+  std::vector<std::pair<const std::string*, size_t>> at;  // (part, offset of its next line)
+  for (const auto& p : parts) {
+    if (!p.empty()) at.emplace_back(&p, 0);
+  }
+  if (at.size() == 1) {
+    out.append(*at.front().first);
+    return;
+  }
+  while (!at.empty()) {
+    size_t first = 0;
+    for (size_t i = 1; i < at.size(); ++i) {
+      if (LineTime(*at[i].first, at[i].second) < LineTime(*at[first].first, at[first].second)) {
+        first = i;
+      }
+    }
+    auto& [text, offset] = at[first];
+    const size_t end = std::min(text->find('\n', offset), text->size() - 1) + 1;
+    out.append(*text, offset, end - offset);
+    offset = end;
+    if (offset >= text->size()) at.erase(at.begin() + static_cast<std::ptrdiff_t>(first));
+  }
+}
+
+}  // namespace
 
 void RequestLogger::WritePayload(const std::string& text) {
   if (payload_bytes_ > 0 && payload_bytes_ + text.size() > options_.payload_file_bytes) {
@@ -201,17 +260,23 @@ void RequestLogger::WritePayload(const std::string& text) {
 }
 
 void RequestLogger::WriterLoop() {
+  std::vector<std::string> parts(kShards);  // swapped with the shards' buffers, kept warm
   std::string access;
   std::string payload;
   std::unique_lock<std::mutex> lock(mu_);
   while (true) {
-    cv_.wait(lock, [this] {
-      return stopping_ || !pending_access_.empty() || !pending_payload_.empty();
-    });
-    if (pending_access_.empty() && pending_payload_.empty() && stopping_) break;
-    access.swap(pending_access_);
+    cv_.wait(lock, [this] { return stopping_ || has_pending_.load(); });
+    const bool stop = stopping_;
     payload.swap(pending_payload_);
     lock.unlock();
+    // Cleared before the shards are read: a line added after this sets it again.
+    has_pending_.store(false);
+    for (size_t i = 0; i < kShards; ++i) {
+      std::lock_guard<std::mutex> shard_lock(shards_[i].mu);
+      parts[i].swap(shards_[i].pending);
+    }
+    MergeByTime(parts, access);
+    for (auto& p : parts) p.clear();
     if (access_ != nullptr && !access.empty()) {
       std::fwrite(access.data(), 1, access.size(), access_);
       std::fflush(access_);
@@ -226,8 +291,9 @@ void RequestLogger::WriterLoop() {
     if (payload_ != nullptr) std::fflush(payload_);
     access.clear();
     payload.clear();
-    // Let lines gather for a moment: fewer, larger writes.
     lock.lock();
+    if (stop) break;
+    // Let lines gather for a moment: fewer, larger writes.
     cv_.wait_for(lock, std::chrono::milliseconds(20), [this] { return stopping_; });
   }
 }
@@ -285,7 +351,7 @@ void RequestLogger::Infer(core::InferRequest request, core::InferCallback done) 
       w.Key("batch_rows");
       w.Int(result.ok() ? result->batch_rows : 0);
       w.EndObject();
-      Enqueue(false, w.str());
+      EnqueueAccess(w.str());
     }
     if (inputs && result.ok()) {
       core::JsonWriter w;
@@ -307,7 +373,7 @@ void RequestLogger::Infer(core::InferRequest request, core::InferCallback done) 
       for (const auto& t : result->outputs) TensorJson(w, t);
       w.EndObject();
       w.EndObject();
-      Enqueue(true, w.Take());
+      EnqueuePayload(w.str());
     }
     done(std::move(result));
   });

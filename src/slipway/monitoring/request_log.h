@@ -3,8 +3,10 @@
 // share of requests' inputs and outputs as JSON lines, in files that rotate by size: the raw
 // material of the next training set).
 //
-// Lines are handed to a writer thread through a bounded buffer, so a slow disk never holds up a
-// request; when the buffer is full lines are dropped and counted (dropped_lines()).
+// Lines are handed to a writer thread through bounded buffers, so a slow disk never holds up a
+// request; when a buffer is full lines are dropped and counted (dropped_lines()). Access lines
+// go to a buffer per request thread (no lock another request thread takes), which the writer
+// merges in time order.
 // Thread safety: all methods are safe from any thread; Infer adds the formatting of one line to
 // the answer's callback and never blocks on I/O.
 #pragma once
@@ -12,7 +14,6 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdio>
-#include <deque>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -44,7 +45,9 @@ class RequestLogger : public serving::ForwardingService {
   explicit RequestLogger(Options options)
       : ForwardingService(options.inner), options_(std::move(options)) {}
   core::Status Open();
-  void Enqueue(bool payload, std::string_view text);
+  void EnqueueAccess(std::string_view line);
+  void EnqueuePayload(std::string_view line);
+  void NotePending();
   void WriterLoop();
   void WritePayload(const std::string& text);
 
@@ -52,10 +55,16 @@ class RequestLogger : public serving::ForwardingService {
   std::FILE* access_ = nullptr;   // owned unless it is stderr
   std::FILE* payload_ = nullptr;  // owned
   uint64_t payload_bytes_ = 0;    // written to the current payload file; writer thread only
+  // Lines waiting for the writer, appended whole (no allocation per line once warm).
+  struct alignas(64) Shard {
+    std::mutex mu;
+    std::string pending;  // guarded by mu
+  };
+  static constexpr size_t kShards = 8;
+  Shard shards_[kShards];        // access lines, a shard per request thread
   std::mutex mu_;
   std::condition_variable cv_;
-  // Lines waiting for the writer, appended whole (no allocation per line once warm).
-  std::string pending_access_;   // guarded by mu_
+  std::atomic<bool> has_pending_{false};  // lines wait; set by the first after the writer looked
   std::string pending_payload_;  // guarded by mu_
   bool stopping_ = false;   // guarded by mu_
   std::atomic<uint64_t> dropped_{0};

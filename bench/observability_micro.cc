@@ -1,0 +1,166 @@
+// observability_micro: what each observability link costs a request by itself, in process, with
+// an inner service that answers at once (no model, no sockets): the request path of the access
+// log, drift detection and ground-truth tracking, against a request that passes straight through.
+// Run with --benchmark_filter=... ; the threaded variants show contention between request threads.
+//
+//   build/bench/observability_micro
+#include <benchmark/benchmark.h>
+
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "slipway/monitoring/drift_monitor.h"
+#include "slipway/monitoring/feedback_tracker.h"
+#include "slipway/monitoring/request_log.h"
+
+namespace {
+
+using namespace slipway;  // NOLINT(google-build-using-namespace): a benchmark program
+
+constexpr int kFeatures = 30;  // as the tabular example: 30 inputs, a label and 2 scores out
+
+core::ModelConfig Config() {
+  core::ModelConfig c;
+  c.name = "m";
+  c.max_batch_size = 64;
+  core::TensorConfig x;
+  x.name = "x";
+  x.type = core::DataType::kFp32;
+  x.dims = {kFeatures};
+  c.inputs = {x};
+  core::TensorConfig label;
+  label.name = "label";
+  label.type = core::DataType::kInt64;
+  label.dims = {1};
+  core::TensorConfig scores;
+  scores.name = "scores";
+  scores.type = core::DataType::kFp32;
+  scores.dims = {2};
+  c.outputs = {label, scores};
+  auto& d = c.monitoring.drift;
+  d.enabled = true;
+  d.reference_rows = 2000;
+  d.window_rows = 2000;
+  c.monitoring.feedback.window = 1000;
+  return c;
+}
+
+// Answers every request at once with fixed outputs.
+class AnswerService : public serving::InferenceService {
+ public:
+  AnswerService() : config_(Config()) {}
+  void Infer(core::InferRequest request, core::InferCallback done) override {
+    core::InferResponse r;
+    r.model_name = request.model_name;
+    r.model_version = 1;
+    r.id = request.id;
+    const int64_t label = 1;
+    const float scores[2] = {0.25f, 0.75f};
+    r.outputs.push_back(core::Tensor::Owned(
+        "label", core::DataType::kInt64, {1, 1},
+        std::string(reinterpret_cast<const char*>(&label), sizeof(label))));
+    r.outputs.push_back(core::Tensor::Owned(
+        "scores", core::DataType::kFp32, {1, 2},
+        std::string(reinterpret_cast<const char*>(scores), sizeof(scores))));
+    done(std::move(r));
+  }
+  bool ServerLive() const override { return true; }
+  bool ServerReady() const override { return true; }
+  serving::ServerMetadata GetServerMetadata() const override { return {}; }
+  core::Result<bool> ModelReady(const std::string&, int64_t) const override { return true; }
+  core::Result<serving::ModelMetadata> GetModelMetadata(const std::string&, int64_t) const override {
+    return serving::ModelMetadata{};
+  }
+  core::Result<core::ModelConfig> GetModelConfig(const std::string& name, int64_t) const override {
+    if (name != config_.name) return core::Status::NotFound("unknown model '" + name + "'");
+    return config_;
+  }
+  core::Result<std::vector<serving::ModelStatistics>> GetModelStatistics(const std::string&,
+                                                                        int64_t) const override {
+    return std::vector<serving::ModelStatistics>{};
+  }
+
+ private:
+  core::ModelConfig config_;
+};
+
+// One request's input: 30 floats, the body the frontend would have decoded.
+const std::string& InputBytes() {
+  static const std::string bytes = [] {
+    std::string b;
+    for (int i = 0; i < kFeatures; ++i) {
+      const float v = 0.1f * static_cast<float>(i);
+      b.append(reinterpret_cast<const char*>(&v), sizeof(v));
+    }
+    return b;
+  }();
+  return bytes;
+}
+
+void Send(serving::InferenceService& service, benchmark::State& state) {
+  for (auto _ : state) {
+    core::InferRequest request;
+    request.model_name = "m";
+    request.id = "0f8e2c1a-6b4d-4f7e-9a3b-5c2d1e0f9a8b";
+    request.inputs.push_back(core::Tensor::Borrowed("x", core::DataType::kFp32, {1, kFeatures},
+                                                InputBytes()));
+    service.Infer(std::move(request), [&state](core::Result<core::InferResponse> r) {
+      if (!r.ok()) state.SkipWithError("the request failed");
+      benchmark::DoNotOptimize(r);
+    });
+  }
+}
+
+AnswerService& Answers() {
+  static AnswerService service;
+  return service;
+}
+
+std::unique_ptr<monitoring::RequestLogger> AccessLogger(serving::InferenceService* inner) {
+  monitoring::RequestLogger::Options o;
+  o.inner = inner;
+  o.access_log = "/dev/null";
+  return monitoring::RequestLogger::Create(o).value();
+}
+
+std::unique_ptr<monitoring::DriftMonitor> Drift(serving::InferenceService* inner) {
+  monitoring::DriftMonitor::Options o;
+  o.inner = inner;
+  return monitoring::DriftMonitor::Create(o).value();
+}
+
+void BM_PassThrough(benchmark::State& state) { Send(Answers(), state); }
+
+void BM_AccessLog(benchmark::State& state) {
+  static auto logger = AccessLogger(&Answers());
+  Send(*logger, state);
+}
+
+void BM_Drift(benchmark::State& state) {
+  static auto drift = Drift(&Answers());
+  Send(*drift, state);
+}
+
+void BM_AccessLogAndDrift(benchmark::State& state) {
+  static auto drift = Drift(&Answers());
+  static auto logger = AccessLogger(drift.get());
+  Send(*logger, state);
+}
+
+void BM_Feedback(benchmark::State& state) {
+  monitoring::FeedbackTracker::Options o;
+  o.inner = &Answers();
+  static auto tracker = monitoring::FeedbackTracker::Create(o).value();
+  Send(*tracker, state);
+}
+
+}  // namespace
+
+BENCHMARK(BM_PassThrough)->ThreadRange(1, 2)->MeasureProcessCPUTime()->UseRealTime();
+BENCHMARK(BM_AccessLog)->ThreadRange(1, 2)->MeasureProcessCPUTime()->UseRealTime();
+BENCHMARK(BM_Drift)->ThreadRange(1, 2)->MeasureProcessCPUTime()->UseRealTime();
+BENCHMARK(BM_AccessLogAndDrift)->ThreadRange(1, 2)->MeasureProcessCPUTime()->UseRealTime();
+BENCHMARK(BM_Feedback)->ThreadRange(1, 2)->MeasureProcessCPUTime()->UseRealTime();
+BENCHMARK_MAIN();
