@@ -29,6 +29,27 @@ struct IsoTime {
   std::string_view view() const { return {text, size}; }
 };
 
+// A string carried with a request to its answer: inline up to 31 characters (request ids are 16,
+// most model names are short), so carrying it allocates nothing; longer ones on the heap.
+class ShortText {
+ public:
+  explicit ShortText(std::string_view s) : size_(s.size()) {
+    if (size_ <= sizeof(inline_)) {
+      std::memcpy(inline_, s.data(), size_);
+    } else {
+      heap_.assign(s);
+    }
+  }
+  std::string_view view() const {
+    return size_ <= sizeof(inline_) ? std::string_view(inline_, size_) : std::string_view(heap_);
+  }
+
+ private:
+  size_t size_;
+  char inline_[31];
+  std::string heap_;
+};
+
 IsoTime NowIso() {
   thread_local std::time_t cached_secs = -1;
   thread_local char prefix[24];
@@ -310,11 +331,10 @@ void RequestLogger::Infer(core::InferRequest request, core::InferCallback done) 
   // keeps a view of them (not a copy) for the callback.
   std::shared_ptr<const std::vector<core::Tensor>> inputs;
   if (sample) inputs = std::make_shared<const std::vector<core::Tensor>>(request.inputs);
-  std::string model = request.model_name;
-  std::string id = request.id;
+  const ShortText model(request.model_name);
+  const ShortText id(request.id);
   const int64_t asked = request.model_version;
-  inner_->Infer(std::move(request), [this, start, inputs, model = std::move(model),
-                                     id = std::move(id), asked,
+  inner_->Infer(std::move(request), [this, start, inputs, model, id, asked,
                                      done = std::move(done)](Result<core::InferResponse> result) {
     const uint64_t total_ns = static_cast<uint64_t>(
         std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start).count());
@@ -328,9 +348,9 @@ void RequestLogger::Infer(core::InferRequest request, core::InferCallback done) 
       w.Key("time");
       w.String(time);
       w.Key("id");
-      w.String(result.ok() ? result->id : id);
+      w.String(result.ok() ? std::string_view(result->id) : id.view());
       w.Key("model");
-      w.String(model);
+      w.String(model.view());
       w.Key("version");
       w.Int(result.ok() ? result->model_version : asked);
       w.Key("route");
@@ -361,7 +381,7 @@ void RequestLogger::Infer(core::InferRequest request, core::InferCallback done) 
       w.Key("id");
       w.String(result->id);
       w.Key("model");
-      w.String(model);
+      w.String(model.view());
       w.Key("version");
       w.Int(result->model_version);
       w.Key("inputs");
