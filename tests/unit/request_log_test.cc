@@ -1,0 +1,100 @@
+// RequestLogger's access log with several request threads: every line arrives, whole, and the
+// file is in time order although each thread queues its lines separately.
+#include "slipway/monitoring/request_log.h"
+
+#include <gtest/gtest.h>
+#include <simdjson.h>
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace slipway::monitoring {
+namespace {
+
+class AnswerService : public serving::InferenceService {
+ public:
+  void Infer(core::InferRequest request, core::InferCallback done) override {
+    if (request.model_name != "m") return done(core::Status::NotFound("unknown model"));
+    core::InferResponse r;
+    r.model_name = request.model_name;
+    r.model_version = 3;
+    r.id = request.id;
+    r.route = "stable";
+    done(std::move(r));
+  }
+  bool ServerLive() const override { return true; }
+  bool ServerReady() const override { return true; }
+  serving::ServerMetadata GetServerMetadata() const override { return {}; }
+  core::Result<bool> ModelReady(const std::string&, int64_t) const override { return true; }
+  core::Result<serving::ModelMetadata> GetModelMetadata(const std::string&, int64_t) const override {
+    return serving::ModelMetadata{};
+  }
+  core::Result<core::ModelConfig> GetModelConfig(const std::string&, int64_t) const override {
+    return core::ModelConfig{};
+  }
+  core::Result<std::vector<serving::ModelStatistics>> GetModelStatistics(const std::string&,
+                                                                        int64_t) const override {
+    return std::vector<serving::ModelStatistics>{};
+  }
+};
+
+TEST(RequestLogger, LinesFromManyThreadsAllArriveInTimeOrder) {
+  const auto path = std::filesystem::temp_directory_path() /
+                    ("slipway-access-" + std::to_string(::getpid()) + ".jsonl");
+  std::filesystem::remove(path);
+  AnswerService inner;
+  constexpr int kThreads = 4;
+  constexpr int kPerThread = 3000;
+  {
+    RequestLogger::Options o;
+    o.inner = &inner;
+    o.access_log = path.string();
+    auto logger = RequestLogger::Create(o).value();
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&logger, t] {
+        for (int i = 0; i < kPerThread; ++i) {
+          core::InferRequest request;
+          // Every 100th asks for a model that is not there: its line carries the request's id.
+          request.model_name = i % 100 == 0 ? "a-model-name-longer-than-thirty-one-chars" : "m";
+          request.id = "t" + std::to_string(t) + "-" + std::to_string(i);
+          logger->Infer(std::move(request), [](core::Result<core::InferResponse>) {});
+        }
+      });
+    }
+    for (auto& th : threads) th.join();
+    EXPECT_EQ(logger->dropped_lines(), 0u);
+  }  // the destructor writes what is queued
+  std::ifstream in(path);
+  std::string line;
+  std::string last_time;
+  std::set<std::string> ids;
+  int errors = 0;
+  simdjson::dom::parser parser;
+  while (std::getline(in, line)) {
+    simdjson::dom::element doc;
+    ASSERT_EQ(parser.parse(line).get(doc), simdjson::SUCCESS) << line;
+    const std::string time(doc["time"].get_string().value());
+    EXPECT_LE(last_time, time) << "out of time order: " << line;
+    last_time = time;
+    ids.insert(std::string(doc["id"].get_string().value()));
+    if (doc["status"].get_string().value() != "OK") {
+      ++errors;
+      EXPECT_EQ(doc["model"].get_string().value(), "a-model-name-longer-than-thirty-one-chars");
+    } else {
+      EXPECT_EQ(doc["model"].get_string().value(), "m");
+      EXPECT_EQ(doc["route"].get_string().value(), "stable");
+      EXPECT_EQ(doc["version"].get_int64().value(), 3);
+    }
+  }
+  EXPECT_EQ(ids.size(), static_cast<size_t>(kThreads * kPerThread));
+  EXPECT_EQ(errors, kThreads * kPerThread / 100);
+  std::filesystem::remove(path);
+}
+
+}  // namespace
+}  // namespace slipway::monitoring
