@@ -3,6 +3,7 @@ Prometheus server (Debian's `prometheus`) and read back through its query API.""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import time
@@ -144,6 +145,21 @@ scrape_configs:
         lib.stop_ok(srv)
 
 
+def test_background_threads_are_named(tmp_path):
+    """top -H and debuggers tell the server's threads apart: request I/O, each model's runners,
+    the access log writer."""
+    srv = lib.start_live(lib.make_repository(tmp_path, ["breast_cancer"]), log_dir=tmp_path,
+                         extra_args=["--access-log", str(tmp_path / "access.jsonl")])
+    try:
+        names = set()
+        for tid in os.listdir("/proc/%d/task" % srv.proc.pid):
+            with open("/proc/%d/task/%s/comm" % (srv.proc.pid, tid)) as f:
+                names.add(f.read().strip())
+        assert {"slipway-http", "run:breast_canc", "slipway-log"} <= names, names
+    finally:
+        lib.stop_ok(srv)
+
+
 def test_access_log_and_rotating_payload_log(tmp_path):
     import json
     access = tmp_path / "access.jsonl"
@@ -170,6 +186,7 @@ def test_access_log_and_rotating_payload_log(tmp_path):
         lib.stop_ok(srv)  # the writer flushes what is queued before exit
     lines = [json.loads(line) for line in access.read_text().splitlines()]
     assert len(lines) == 402
+    assert [l["time"] for l in lines] == sorted(l["time"] for l in lines)
     first = lines[0]
     assert first["id"] == "a-1" and first["model"] == "breast_cancer" and first["version"] == 1
     assert first["status"] == "OK" and first["route"] == "stable"

@@ -7,6 +7,8 @@
 
 #include <utility>
 
+#include "slipway/core/thread_name.h"
+
 namespace slipway::cache {
 
 using core::Result;
@@ -74,7 +76,10 @@ Result<std::unique_ptr<RedisTier>> RedisTier::Create(Options options) {
 }
 
 RedisTier::RedisTier(Options options) : options_(std::move(options)) {
-  thread_ = std::thread([this] { StoreLoop(); });
+  thread_ = std::thread([this] {
+    core::NameThisThread("slipway-redis");
+    StoreLoop();
+  });
 }
 
 RedisTier::~RedisTier() {

@@ -1,5 +1,6 @@
 #include "slipway/lifecycle/model_manager.h"
 
+#include "slipway/core/thread_name.h"
 #include "slipway/lifecycle/validation.h"
 
 #include <spdlog/spdlog.h>
@@ -75,7 +76,10 @@ Status WarmUp(const ModelVersion& version) {
 }
 
 ModelManager::ModelManager(Options options) : options_(std::move(options)) {
-  janitor_ = std::thread([this] { JanitorLoop(); });
+  janitor_ = std::thread([this] {
+    core::NameThisThread("slipway-janitor");
+    JanitorLoop();
+  });
 }
 
 ModelManager::~ModelManager() {

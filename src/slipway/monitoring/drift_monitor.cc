@@ -14,6 +14,7 @@
 #include <set>
 #include <sstream>
 
+#include "slipway/core/thread_name.h"
 #include "slipway/monitoring/drift_stats.h"
 
 namespace slipway::monitoring {
@@ -408,6 +409,7 @@ void DriftMonitor::Observe(const Plan& plan, bool outputs, const std::vector<cor
 }
 
 void DriftMonitor::WorkerLoop() {
+  core::NameThisThread("slipway-drift");
   std::vector<Pending> items;
   std::vector<double> values;
   std::unique_lock<std::mutex> lock(queue_mu_);

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "slipway/core/json_writer.h"
+#include "slipway/core/thread_name.h"
 
 namespace slipway::monitoring {
 
@@ -281,6 +282,7 @@ void RequestLogger::WritePayload(const std::string& text) {
 }
 
 void RequestLogger::WriterLoop() {
+  core::NameThisThread("slipway-log");
   std::vector<std::string> parts(kShards);  // swapped with the shards' buffers, kept warm
   std::string access;
   std::string payload;

@@ -10,6 +10,8 @@
 #include <string_view>
 #include <utility>
 
+#include "slipway/core/thread_name.h"
+
 namespace slipway::monitoring {
 namespace {
 
@@ -139,7 +141,10 @@ WebhookNotifier::WebhookNotifier(Options options, Target target)
   client_->set_connection_timeout(sec, usec);
   client_->set_read_timeout(sec, usec);
   client_->set_write_timeout(sec, usec);
-  thread_ = std::thread([this] { Run(); });
+  thread_ = std::thread([this] {
+    core::NameThisThread("slipway-webhook");
+    Run();
+  });
 }
 
 WebhookNotifier::~WebhookNotifier() {

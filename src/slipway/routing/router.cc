@@ -8,6 +8,7 @@
 #include <chrono>
 
 #include "slipway/core/json_writer.h"
+#include "slipway/core/thread_name.h"
 #include "slipway/routing/output_compare.h"
 #include "slipway/routing/rollout_policy.h"
 
@@ -242,7 +243,10 @@ void Router::Start() {
       if (entry.state == "READY") ApplyConfig(entry.name);
     }
   }
-  controller_ = std::thread([this] { ControllerLoop(); });
+  controller_ = std::thread([this] {
+    core::NameThisThread("slipway-rollout");
+    ControllerLoop();
+  });
 }
 
 Status Router::EnsureLoaded(const std::string& model, const std::vector<int64_t>& versions) {

@@ -11,6 +11,8 @@
 #include <numeric>
 #include <optional>
 
+#include "slipway/core/thread_name.h"
+
 namespace slipway::scheduler {
 
 using core::Result;
@@ -373,10 +375,15 @@ Result<std::unique_ptr<DynamicBatcher>> DynamicBatcher::Create(const Options& op
   scale.max_instances = std::max(options.instance_count, options.autoscale.max_instances);
   // One runner thread per instance the version may have; idle ones just wait.
   for (int i = 0; i < scale.max_instances; ++i) {
-    self->workers_.emplace_back([state = self->state_] { state->Work(); });
+    self->workers_.emplace_back([state = self->state_, name = "run:" + options.model_name] {
+      core::NameThisThread(name);
+      state->Work();
+    });
   }
   if (scale.max_instances > scale.min_instances) {
-    self->scaler_ = std::thread([state = self->state_, scale, ms = options.scale_window_ms] {
+    self->scaler_ = std::thread([state = self->state_, scale, ms = options.scale_window_ms,
+                                 name = "scale:" + options.model_name] {
+      core::NameThisThread(name);
       state->Scale(scale, ms);
     });
   }

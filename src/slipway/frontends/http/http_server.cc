@@ -27,6 +27,7 @@
 #include <thread>
 #include <vector>
 
+#include "slipway/core/thread_name.h"
 #include "slipway/frontends/http/http_compression.h"
 #include "slipway/frontends/http/http_routes.h"
 #include "slipway/frontends/http/kserve_json_codec.h"
@@ -538,7 +539,10 @@ core::Status HttpServer::Impl::Start() {
   Accept();
   for (auto& ioc : contexts_) {
     work_.push_back(net::make_work_guard(*ioc));
-    threads_.emplace_back([ctx = ioc.get()] { ctx->run(); });
+    threads_.emplace_back([ctx = ioc.get()] {
+      core::NameThisThread("slipway-http");
+      ctx->run();
+    });
   }
   return core::Status::Ok();
 }
