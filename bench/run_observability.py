@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -60,6 +61,7 @@ def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--binary", default=os.path.join(REPO, "build", "slipway"))
     p.add_argument("--loadgen", default=os.path.join(REPO, "build", "bench", "slipway_loadgen"))
+    p.add_argument("--micro", default=os.path.join(REPO, "build", "bench", "observability_micro"))
     p.add_argument("--duration", type=float, default=5.0)
     p.add_argument("--warmup", type=float, default=1.0)
     p.add_argument("--rounds", type=int, default=15)
@@ -83,6 +85,25 @@ def scraper(port, stop):
     while not stop.is_set():
         rf.http_get(port, "/metrics")
         stop.wait(1.0)
+
+
+def run_micro(binary):
+    """Each link's own cost per request, in process (bench/observability_micro.cc): rows of
+    (name, threads, ns of wall time, ns of process CPU)."""
+    if not os.path.exists(binary):
+        return []
+    with tempfile.NamedTemporaryFile(suffix=".json") as report:
+        out = subprocess.run([binary, "--benchmark_out=" + report.name,
+                              "--benchmark_out_format=json"], capture_output=True, text=True,
+                             timeout=600)
+        if out.returncode != 0:
+            return []
+        benchmarks = json.load(open(report.name))["benchmarks"]
+    rows = []
+    for b in benchmarks:
+        name = b["name"].split("/")[0].replace("BM_", "")
+        rows.append((name, b.get("threads", 1), b["real_time"], b["cpu_time"]))
+    return rows
 
 
 def main():
@@ -128,6 +149,7 @@ def main():
         finally:
             for s in servers.values():
                 s.stop()
+    micro = run_micro(args.micro)
     finished = datetime.datetime.now(datetime.timezone.utc)
     summary = {}
     for label, points in results.items():
@@ -153,6 +175,7 @@ def main():
                    "started": started.isoformat(), "finished": finished.isoformat(),
                    "model": MODEL, "protocol": args.protocol, "concurrency": args.concurrency,
                    "rounds": results, "summary": summary, "throughput_ratios": ratios,
+                   "in_process_ns": micro,
                    "drift_report": json.loads(drift) if drift else None}, f, indent=1)
     machine = rf.machine_facts()
     lines = [
@@ -197,6 +220,20 @@ def main():
                  100 * on["ratio_of_medians"], 100 * everything["median"],
                  100 * everything["ratio_of_medians"], 100 * ratios["off-again"]["median"],
                  100 * ratios["off-again"]["q1"], 100 * ratios["off-again"]["q3"]), ""]
+    if micro:
+        lines += ["## Each link's own cost, in process",
+                  "",
+                  "`build/bench/observability_micro` (Google Benchmark), in the same run: requests "
+                  "through the link to an inner service that answers at once (no model, no "
+                  "sockets), on one and on two request threads. CPU is the whole process's, so the "
+                  "access log writer's and the drift worker's share is counted. What the server "
+                  "loses beyond these figures comes from sharing two cores and their caches with "
+                  "the rest of the request path and the load generator.",
+                  "",
+                  "| link | request threads | wall ns / request | process CPU ns / request |",
+                  "|---|---|---|---|"]
+        lines += ["| %s | %d | %.0f | %.0f |" % row for row in micro]
+        lines.append("")
     with open(os.path.join(args.output_dir, "observability.md"), "w") as f:
         f.write("\n".join(lines))
     print("\n".join(lines))
