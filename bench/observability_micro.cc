@@ -14,6 +14,7 @@
 #include "slipway/monitoring/drift_monitor.h"
 #include "slipway/monitoring/feedback_tracker.h"
 #include "slipway/monitoring/request_log.h"
+#include "support/fake_service.h"
 
 namespace {
 
@@ -48,9 +49,9 @@ core::ModelConfig Config() {
 }
 
 // Answers every request at once with fixed outputs.
-class AnswerService : public serving::InferenceService {
+class AnswerService : public testing_support::FakeService {
  public:
-  AnswerService() : config_(Config()) {}
+  AnswerService() { configs["m"] = Config(); }
   void Infer(core::InferRequest request, core::InferCallback done) override {
     core::InferResponse r;
     r.model_name = request.model_name;
@@ -66,24 +67,6 @@ class AnswerService : public serving::InferenceService {
         std::string(reinterpret_cast<const char*>(scores), sizeof(scores))));
     done(std::move(r));
   }
-  bool ServerLive() const override { return true; }
-  bool ServerReady() const override { return true; }
-  serving::ServerMetadata GetServerMetadata() const override { return {}; }
-  core::Result<bool> ModelReady(const std::string&, int64_t) const override { return true; }
-  core::Result<serving::ModelMetadata> GetModelMetadata(const std::string&, int64_t) const override {
-    return serving::ModelMetadata{};
-  }
-  core::Result<core::ModelConfig> GetModelConfig(const std::string& name, int64_t) const override {
-    if (name != config_.name) return core::Status::NotFound("unknown model '" + name + "'");
-    return config_;
-  }
-  core::Result<std::vector<serving::ModelStatistics>> GetModelStatistics(const std::string&,
-                                                                        int64_t) const override {
-    return std::vector<serving::ModelStatistics>{};
-  }
-
- private:
-  core::ModelConfig config_;
 };
 
 // One request's input: 30 floats, the body the frontend would have decoded.

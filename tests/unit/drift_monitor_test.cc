@@ -1,6 +1,7 @@
 // DriftMonitor against a fake inner service: the false-alarm rate over many windows drawn from
 // the reference distribution stays near the configured level, and a shifted feature is flagged.
 #include "slipway/monitoring/drift_monitor.h"
+#include "support/fake_service.h"
 
 #include <gtest/gtest.h>
 
@@ -11,9 +12,9 @@
 namespace slipway::monitoring {
 namespace {
 
-class EchoService : public serving::InferenceService {
+class EchoService : public testing_support::FakeService {
  public:
-  explicit EchoService(core::ModelConfig config) : config_(std::move(config)) {}
+  explicit EchoService(core::ModelConfig config) { configs[config.name] = std::move(config); }
   void Infer(core::InferRequest request, core::InferCallback done) override {
     core::InferResponse r;
     r.model_name = request.model_name;
@@ -23,24 +24,6 @@ class EchoService : public serving::InferenceService {
     }
     done(std::move(r));
   }
-  bool ServerLive() const override { return true; }
-  bool ServerReady() const override { return true; }
-  serving::ServerMetadata GetServerMetadata() const override { return {}; }
-  core::Result<bool> ModelReady(const std::string&, int64_t) const override { return true; }
-  core::Result<serving::ModelMetadata> GetModelMetadata(const std::string&, int64_t) const override {
-    return serving::ModelMetadata{};
-  }
-  core::Result<core::ModelConfig> GetModelConfig(const std::string& name, int64_t) const override {
-    if (name != config_.name) return core::Status::NotFound("unknown model '" + name + "'");
-    return config_;
-  }
-  core::Result<std::vector<serving::ModelStatistics>> GetModelStatistics(const std::string&,
-                                                                        int64_t) const override {
-    return std::vector<serving::ModelStatistics>{};
-  }
-
- private:
-  core::ModelConfig config_;
 };
 
 core::ModelConfig Config(double p_value) {

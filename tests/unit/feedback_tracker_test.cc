@@ -2,6 +2,7 @@
 // (the most recent max_tracked, each judged once), checked against a plain reference model under
 // heavy churn so the tracker's ring and its open-addressing index are exercised together.
 #include "slipway/monitoring/feedback_tracker.h"
+#include "support/fake_service.h"
 
 #include <gtest/gtest.h>
 
@@ -14,7 +15,7 @@ namespace slipway::monitoring {
 namespace {
 
 // Answers every request with a single INT64 class label per row: the request's first input value.
-class LabelService : public serving::InferenceService {
+class LabelService : public testing_support::FakeService {
  public:
   void Infer(core::InferRequest request, core::InferCallback done) override {
     core::InferResponse r;
@@ -26,28 +27,19 @@ class LabelService : public serving::InferenceService {
                                             std::string(in.bytes())));
     done(std::move(r));
   }
-  bool ServerLive() const override { return true; }
-  bool ServerReady() const override { return true; }
-  serving::ServerMetadata GetServerMetadata() const override { return {}; }
-  core::Result<bool> ModelReady(const std::string&, int64_t) const override { return true; }
   core::Result<serving::ModelMetadata> GetModelMetadata(const std::string& name,
                                                         int64_t) const override {
     if (name != "m") return core::Status::NotFound("unknown model '" + name + "'");
     return serving::ModelMetadata{};
   }
-  core::Result<core::ModelConfig> GetModelConfig(const std::string& name, int64_t) const override {
-    if (name != "m") return core::Status::NotFound("unknown model '" + name + "'");
+  LabelService() {
     core::ModelConfig c;
     c.name = "m";
     c.max_batch_size = 8;
     c.monitoring.feedback.enabled = true;
     c.monitoring.feedback.output = "label";
     c.monitoring.feedback.window = 1 << 20;
-    return c;
-  }
-  core::Result<std::vector<serving::ModelStatistics>> GetModelStatistics(const std::string&,
-                                                                        int64_t) const override {
-    return std::vector<serving::ModelStatistics>{};
+    configs["m"] = c;
   }
 };
 

@@ -18,6 +18,7 @@
 #include "slipway/processing/predictor.h"
 #include "slipway/processing/tokenizer.h"
 #include "slipway/repository/model_repository.h"
+#include "support/fake_service.h"
 
 namespace slipway::processing {
 namespace {
@@ -515,13 +516,13 @@ outputs: [{name: logits, datatype: FP32, dims: [2]}, {name: extra, datatype: FP3
 
 // "num": features [B,3] -> logits [B,2] = (sum, -sum), extra [B,1] = first feature.
 // "second": z [B,2] -> w [B,1] = 10 * z[0]. "single": like num without batching.
-class FakeService : public serving::InferenceService {
+class FakeService : public testing_support::FakeService {
  public:
   explicit FakeService(bool async) : async_(async) {}
   ~FakeService() override {
     for (auto& t : threads_) t.join();
   }
-  void Add(core::ModelConfig config) { configs_[config.name] = std::move(config); }
+  void Add(core::ModelConfig config) { configs[config.name] = std::move(config); }
 
   void Infer(core::InferRequest request, core::InferCallback done) override {
     auto answer = [this, request = std::move(request), done = std::move(done)]() mutable {
@@ -541,7 +542,7 @@ class FakeService : public serving::InferenceService {
     core::InferResponse r;
     r.model_name = request.model_name;
     const auto in = FloatsOf(request.inputs.at(0));
-    const bool batched = configs_.at(request.model_name).batch_size_limit() > 0;
+    const bool batched = configs.at(request.model_name).batch_size_limit() > 0;
     const int64_t rows = batched ? request.inputs[0].shape()[0] : 1;
     auto shape = [&](int64_t d) { return batched ? core::Shape{rows, d} : core::Shape{d}; };
     if (request.model_name == "second") {
@@ -565,22 +566,6 @@ class FakeService : public serving::InferenceService {
     r.outputs.push_back(Floats("extra", shape(1), extra));
     return r;
   }
-  bool ServerLive() const override { return true; }
-  bool ServerReady() const override { return true; }
-  serving::ServerMetadata GetServerMetadata() const override { return {}; }
-  core::Result<bool> ModelReady(const std::string&, int64_t) const override { return true; }
-  core::Result<serving::ModelMetadata> GetModelMetadata(const std::string&, int64_t) const override {
-    return serving::ModelMetadata{};
-  }
-  core::Result<core::ModelConfig> GetModelConfig(const std::string& name, int64_t) const override {
-    auto it = configs_.find(name);
-    if (it == configs_.end()) return core::Status::NotFound("unknown model '" + name + "'");
-    return it->second;
-  }
-  core::Result<std::vector<serving::ModelStatistics>> GetModelStatistics(const std::string&,
-                                                                        int64_t) const override {
-    return std::vector<serving::ModelStatistics>{};
-  }
 
   struct Call {
     std::string model;
@@ -591,7 +576,6 @@ class FakeService : public serving::InferenceService {
 
  private:
   bool async_;
-  std::map<std::string, core::ModelConfig> configs_;
   std::mutex mu_;
   std::vector<std::thread> threads_;
 };

@@ -1,6 +1,7 @@
 // RequestLogger's access log with several request threads: every line arrives, whole, and the
 // file is in time order although each thread queues its lines separately.
 #include "slipway/monitoring/request_log.h"
+#include "support/fake_service.h"
 
 #include <gtest/gtest.h>
 #include <simdjson.h>
@@ -15,7 +16,7 @@
 namespace slipway::monitoring {
 namespace {
 
-class AnswerService : public serving::InferenceService {
+class AnswerService : public testing_support::FakeService {
  public:
   void Infer(core::InferRequest request, core::InferCallback done) override {
     if (request.model_name != "m") return done(core::Status::NotFound("unknown model"));
@@ -25,20 +26,6 @@ class AnswerService : public serving::InferenceService {
     r.id = request.id;
     r.route = "stable";
     done(std::move(r));
-  }
-  bool ServerLive() const override { return true; }
-  bool ServerReady() const override { return true; }
-  serving::ServerMetadata GetServerMetadata() const override { return {}; }
-  core::Result<bool> ModelReady(const std::string&, int64_t) const override { return true; }
-  core::Result<serving::ModelMetadata> GetModelMetadata(const std::string&, int64_t) const override {
-    return serving::ModelMetadata{};
-  }
-  core::Result<core::ModelConfig> GetModelConfig(const std::string&, int64_t) const override {
-    return core::ModelConfig{};
-  }
-  core::Result<std::vector<serving::ModelStatistics>> GetModelStatistics(const std::string&,
-                                                                        int64_t) const override {
-    return std::vector<serving::ModelStatistics>{};
   }
 };
 

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "slipway/repository/model_repository.h"
+#include "support/fake_service.h"
 
 extern char** environ;
 
@@ -41,7 +42,7 @@ using core::Tensor;
 
 // Answers by echoing every input as an output named "out_<input>", from the version asked for
 // (or the highest one for version 0). Counts executions; can hold every call on a gate, or fail.
-class FakeService : public serving::InferenceService {
+class FakeService : public testing_support::FakeService {
  public:
   void Infer(InferRequest request, core::InferCallback done) override {
     executions_.fetch_add(1);
@@ -70,10 +71,6 @@ class FakeService : public serving::InferenceService {
     }
     done(std::move(r));
   }
-  bool ServerLive() const override { return true; }
-  bool ServerReady() const override { return true; }
-  serving::ServerMetadata GetServerMetadata() const override { return {}; }
-  Result<bool> ModelReady(const std::string&, int64_t) const override { return true; }
   Result<serving::ModelMetadata> GetModelMetadata(const std::string& name,
                                                   int64_t) const override {
     std::lock_guard<std::mutex> lock(mu_);
@@ -89,11 +86,6 @@ class FakeService : public serving::InferenceService {
     if (it == configs_.end()) return Status::NotFound("unknown model '" + name + "'");
     return it->second;
   }
-  Result<std::vector<serving::ModelStatistics>> GetModelStatistics(const std::string&,
-                                                                   int64_t) const override {
-    return std::vector<serving::ModelStatistics>{};
-  }
-
   void AddModel(const std::string& name, bool cached, double ttl_seconds = 0) {
     core::ModelConfig c;
     c.name = name;

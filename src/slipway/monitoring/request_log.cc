@@ -51,13 +51,12 @@ class ShortText {
   std::string heap_;
 };
 
-IsoTime NowIso() {
+IsoTime IsoAt(std::chrono::system_clock::time_point when) {
   thread_local std::time_t cached_secs = -1;
   thread_local char prefix[24];
   thread_local size_t prefix_size = 0;
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                      std::chrono::system_clock::now().time_since_epoch())
-                      .count();
+  const auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(when.time_since_epoch()).count();
   const std::time_t secs = static_cast<std::time_t>(ms / 1000);
   if (secs != cached_secs) {
     std::tm tm{};
@@ -80,6 +79,8 @@ IsoTime NowIso() {
   out.size = i;
   return out;
 }
+
+IsoTime NowIso() { return IsoAt(std::chrono::system_clock::now()); }
 
 template <typename T>
 void Values(core::JsonWriter& w, std::string_view bytes) {
@@ -230,6 +231,18 @@ std::string_view LineTime(const std::string& text, size_t at) {
   return end == std::string_view::npos ? std::string_view{} : rest.substr(kStart.size(), end - kStart.size());
 }
 
+// Where the lines of `text` (in time order) newer than `cutoff` begin.
+size_t FirstLineAfter(const std::string& text, std::string_view cutoff) {
+  size_t split = text.size();
+  while (split > 0) {
+    const size_t start = split >= 2 ? text.rfind('\n', split - 2) : std::string::npos;
+    const size_t line = start == std::string::npos ? 0 : start + 1;
+    if (LineTime(text, line) <= cutoff) break;
+    split = line;
+  }
+  return split;
+}
+
 // Appends the lines of `parts` (each in time order) to `out` in time order.
 void MergeByTime(std::vector<std::string>& parts, std::string& out) {
   std::vector<std::pair<const std::string*, size_t>> at;  // (part, offset of its next line)
@@ -283,12 +296,18 @@ void RequestLogger::WritePayload(const std::string& text) {
 
 void RequestLogger::WriterLoop() {
   core::NameThisThread("slipway-log");
-  std::vector<std::string> parts(kShards);  // swapped with the shards' buffers, kept warm
-  std::string access;
+  // A line is stamped before it is queued, so a thread held up in between can queue a line older
+  // than what another thread queued meanwhile. Lines younger than this wait for the next write,
+  // which keeps the file in time order unless a thread stalls for longer.
+  constexpr auto kHoldBack = std::chrono::milliseconds(100);
+  std::vector<std::string> parts(kShards + 1);  // the shards' buffers, then the held-back lines
+  std::string merged;
   std::string payload;
   std::unique_lock<std::mutex> lock(mu_);
   while (true) {
-    cv_.wait(lock, [this] { return stopping_ || has_pending_.load(); });
+    if (parts[kShards].empty()) {
+      cv_.wait(lock, [this] { return stopping_ || has_pending_.load(); });
+    }
     const bool stop = stopping_;
     payload.swap(pending_payload_);
     lock.unlock();
@@ -296,12 +315,17 @@ void RequestLogger::WriterLoop() {
     has_pending_.store(false);
     for (size_t i = 0; i < kShards; ++i) {
       std::lock_guard<std::mutex> shard_lock(shards_[i].mu);
-      parts[i].swap(shards_[i].pending);
+      parts[i].swap(shards_[i].pending);  // swapped, not copied: the buffers stay warm
     }
-    MergeByTime(parts, access);
+    merged.clear();
+    MergeByTime(parts, merged);
     for (auto& p : parts) p.clear();
-    if (access_ != nullptr && !access.empty()) {
-      std::fwrite(access.data(), 1, access.size(), access_);
+    const size_t ready =
+        stop ? merged.size()
+             : FirstLineAfter(merged, IsoAt(std::chrono::system_clock::now() - kHoldBack).view());
+    parts[kShards].assign(merged, ready, std::string::npos);
+    if (access_ != nullptr && ready > 0) {
+      std::fwrite(merged.data(), 1, ready, access_);
       std::fflush(access_);
     }
     // Payload lines go one by one, so a file rotates between lines.
@@ -312,7 +336,6 @@ void RequestLogger::WriterLoop() {
       start = end + 1;
     }
     if (payload_ != nullptr) std::fflush(payload_);
-    access.clear();
     payload.clear();
     lock.lock();
     if (stop) break;
