@@ -243,25 +243,36 @@ size_t FirstLineAfter(const std::string& text, std::string_view cutoff) {
   return split;
 }
 
-// Appends the lines of `parts` (each in time order) to `out` in time order.
+// Appends the lines of `parts` (each in time order) to `out` in time order. Runs of lines that
+// come before every other part's next line are appended whole.
 void MergeByTime(std::vector<std::string>& parts, std::string& out) {
   std::vector<std::pair<const std::string*, size_t>> at;  // (part, offset of its next line)
   for (const auto& p : parts) {
     if (!p.empty()) at.emplace_back(&p, 0);
   }
-  if (at.size() == 1) {
-    out.append(*at.front().first);
-    return;
-  }
   while (!at.empty()) {
+    if (at.size() == 1) {
+      out.append(*at.front().first, at.front().second, std::string::npos);
+      return;
+    }
+    const auto head = [&at](size_t i) { return LineTime(*at[i].first, at[i].second); };
     size_t first = 0;
     for (size_t i = 1; i < at.size(); ++i) {
-      if (LineTime(*at[i].first, at[i].second) < LineTime(*at[first].first, at[first].second)) {
-        first = i;
-      }
+      if (head(i) < head(first)) first = i;
+    }
+    std::string_view bound;  // the earliest next line among the other parts
+    bool bounded = false;
+    for (size_t i = 0; i < at.size(); ++i) {
+      if (i == first) continue;
+      const std::string_view t = head(i);
+      if (!bounded || t < bound) bound = t;
+      bounded = true;
     }
     auto& [text, offset] = at[first];
-    const size_t end = std::min(text->find('\n', offset), text->size() - 1) + 1;
+    size_t end = offset;
+    do {
+      end = std::min(text->find('\n', end), text->size() - 1) + 1;
+    } while (end < text->size() && LineTime(*text, end) <= bound);
     out.append(*text, offset, end - offset);
     offset = end;
     if (offset >= text->size()) at.erase(at.begin() + static_cast<std::ptrdiff_t>(first));
@@ -299,7 +310,7 @@ void RequestLogger::WriterLoop() {
   // A line is stamped before it is queued, so a thread held up in between can queue a line older
   // than what another thread queued meanwhile. Lines younger than this wait for the next write,
   // which keeps the file in time order unless a thread stalls for longer.
-  constexpr auto kHoldBack = std::chrono::milliseconds(100);
+  constexpr auto kHoldBack = std::chrono::milliseconds(50);
   std::vector<std::string> parts(kShards + 1);  // the shards' buffers, then the held-back lines
   std::string merged;
   std::string payload;
