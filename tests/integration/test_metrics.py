@@ -4,6 +4,7 @@ Prometheus server (Debian's `prometheus`) and read back through its query API.""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -187,6 +188,7 @@ def test_access_log_and_rotating_payload_log(tmp_path):
     lines = [json.loads(line) for line in access.read_text().splitlines()]
     assert len(lines) == 402
     assert [l["time"] for l in lines] == sorted(l["time"] for l in lines)
+    assert all(re.fullmatch(r"20\d\d-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", l["time"]) for l in lines)
     first = lines[0]
     assert first["id"] == "a-1" and first["model"] == "breast_cancer" and first["version"] == 1
     assert first["status"] == "OK" and first["route"] == "stable"

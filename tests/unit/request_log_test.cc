@@ -66,6 +66,8 @@ TEST(RequestLogger, LinesFromManyThreadsAllArriveInTimeOrder) {
     simdjson::dom::element doc;
     ASSERT_EQ(parser.parse(line).get(doc), simdjson::SUCCESS) << line;
     const std::string time(doc["time"].get_string().value());
+    ASSERT_EQ(time.size(), 24u) << line;  // 2026-11-30T11:02:03.456Z
+    EXPECT_NE(time.substr(0, 4), "0000") << "never stamped: " << line;
     EXPECT_LE(last_time, time) << "out of time order: " << line;
     last_time = time;
     ids.insert(std::string(doc["id"].get_string().value()));

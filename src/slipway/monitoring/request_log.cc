@@ -51,12 +51,18 @@ class ShortText {
   std::string heap_;
 };
 
-IsoTime IsoAt(std::chrono::system_clock::time_point when) {
+// Access lines start with their time, a fixed-width slot filled when the line is queued.
+constexpr std::string_view kLineStart = "{\"time\":\"";
+constexpr size_t kTimeAt = kLineStart.size();
+constexpr std::string_view kTimeSlot = "0000-00-00T00:00:00.000Z";
+
+IsoTime NowIso() {
   thread_local std::time_t cached_secs = -1;
   thread_local char prefix[24];
   thread_local size_t prefix_size = 0;
-  const auto ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(when.time_since_epoch()).count();
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::system_clock::now().time_since_epoch())
+                      .count();
   const std::time_t secs = static_cast<std::time_t>(ms / 1000);
   if (secs != cached_secs) {
     std::tm tm{};
@@ -79,8 +85,6 @@ IsoTime IsoAt(std::chrono::system_clock::time_point when) {
   out.size = i;
   return out;
 }
-
-IsoTime NowIso() { return IsoAt(std::chrono::system_clock::now()); }
 
 template <typename T>
 void Values(core::JsonWriter& w, std::string_view bytes) {
@@ -201,8 +205,15 @@ void RequestLogger::EnqueueAccess(std::string_view line) {
       dropped_.fetch_add(1, std::memory_order_relaxed);
       return;
     }
+    const size_t at = q.pending.size();
     q.pending.append(line);
     q.pending.push_back('\n');
+    // Stamped under the queue's lock: a line the writer has not taken yet is never older than
+    // one it has (see WriterLoop).
+    if (line.substr(0, kTimeAt) == kLineStart && line.size() >= kTimeAt + kTimeSlot.size()) {
+      const IsoTime now = NowIso();
+      if (now.size == kTimeSlot.size()) std::memcpy(q.pending.data() + at + kTimeAt, now.text, now.size);
+    }
   }
   NotePending();
 }
@@ -224,11 +235,10 @@ namespace {
 
 // The time of the access line at `at` (fixed-width ISO 8601, so it orders as text).
 std::string_view LineTime(const std::string& text, size_t at) {
-  constexpr std::string_view kStart = "{\"time\":\"";
   const std::string_view rest = std::string_view(text).substr(at);
-  if (rest.substr(0, kStart.size()) != kStart) return {};
-  const size_t end = rest.find('"', kStart.size());
-  return end == std::string_view::npos ? std::string_view{} : rest.substr(kStart.size(), end - kStart.size());
+  if (rest.substr(0, kTimeAt) != kLineStart) return {};
+  const size_t end = rest.find('"', kTimeAt);
+  return end == std::string_view::npos ? std::string_view{} : rest.substr(kTimeAt, end - kTimeAt);
 }
 
 // Where the lines of `text` (in time order) newer than `cutoff` begin.
@@ -307,11 +317,11 @@ void RequestLogger::WritePayload(const std::string& text) {
 
 void RequestLogger::WriterLoop() {
   core::NameThisThread("slipway-log");
-  // A line is stamped before it is queued, so a thread held up in between can queue a line older
-  // than what another thread queued meanwhile. Lines younger than this wait for the next write,
-  // which keeps the file in time order unless a thread stalls for longer.
-  constexpr auto kHoldBack = std::chrono::milliseconds(50);
-  std::vector<std::string> parts(kShards + 1);  // the shards' buffers, then the held-back lines
+  // Lines are stamped under their queue's lock, so once the writer has read the clock, every line
+  // it has not taken from a queue yet is at least that old: the lines stamped later than that
+  // reading wait for the next write, and the file stays in time order (unless the clock is set
+  // back). Those are the few stamped while the writer was taking the queues.
+  std::vector<std::string> parts(kShards + 1);  // the queues' buffers, then the lines kept back
   std::string merged;
   std::string payload;
   std::unique_lock<std::mutex> lock(mu_);
@@ -322,6 +332,7 @@ void RequestLogger::WriterLoop() {
     const bool stop = stopping_;
     payload.swap(pending_payload_);
     lock.unlock();
+    const IsoTime cutoff = NowIso();
     // Cleared before the shards are read: a line added after this sets it again.
     has_pending_.store(false);
     for (size_t i = 0; i < kShards; ++i) {
@@ -331,9 +342,7 @@ void RequestLogger::WriterLoop() {
     merged.clear();
     MergeByTime(parts, merged);
     for (auto& p : parts) p.clear();
-    const size_t ready =
-        stop ? merged.size()
-             : FirstLineAfter(merged, IsoAt(std::chrono::system_clock::now() - kHoldBack).view());
+    const size_t ready = stop ? merged.size() : FirstLineAfter(merged, cutoff.view());
     parts[kShards].assign(merged, ready, std::string::npos);
     if (access_ != nullptr && ready > 0) {
       std::fwrite(merged.data(), 1, ready, access_);
@@ -374,15 +383,13 @@ void RequestLogger::Infer(core::InferRequest request, core::InferCallback done) 
                                      done = std::move(done)](Result<core::InferResponse> result) {
     const uint64_t total_ns = static_cast<uint64_t>(
         std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start).count());
-    const IsoTime now = NowIso();
-    const std::string_view time = now.view();
     if (access_ != nullptr) {
       // One writer per thread, reused: formatting a line allocates nothing once warm.
       thread_local core::JsonWriter w;
       w.str().clear();
       w.StartObject();
       w.Key("time");
-      w.String(time);
+      w.String(kTimeSlot);  // stamped when the line is queued
       w.Key("id");
       w.String(result.ok() ? std::string_view(result->id) : id.view());
       w.Key("model");
@@ -410,10 +417,11 @@ void RequestLogger::Infer(core::InferRequest request, core::InferCallback done) 
       EnqueueAccess(w.str());
     }
     if (inputs && result.ok()) {
+      const IsoTime now = NowIso();
       core::JsonWriter w;
       w.StartObject();
       w.Key("time");
-      w.String(time);
+      w.String(now.view());
       w.Key("id");
       w.String(result->id);
       w.Key("model");

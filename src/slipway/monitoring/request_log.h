@@ -6,7 +6,7 @@
 // Lines are handed to a writer thread through bounded buffers, so a slow disk never holds up a
 // request; when a buffer is full lines are dropped and counted (dropped_lines()). Access lines
 // go to a buffer per request thread (no lock another request thread takes), which the writer
-// merges in time order, holding back the last 50 ms so that late-queued lines still fit in.
+// merges in time order (lines are stamped as they are queued).
 // Thread safety: all methods are safe from any thread; Infer adds the formatting of one line to
 // the answer's callback and never blocks on I/O.
 #pragma once
