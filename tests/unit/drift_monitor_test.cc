@@ -1,13 +1,14 @@
 // DriftMonitor against a fake inner service: the false-alarm rate over many windows drawn from
 // the reference distribution stays near the configured level, and a shifted feature is flagged.
 #include "slipway/monitoring/drift_monitor.h"
-#include "support/fake_service.h"
 
 #include <gtest/gtest.h>
 
 #include <chrono>
 #include <random>
 #include <thread>
+
+#include "support/fake_service.h"
 
 namespace slipway::monitoring {
 namespace {

@@ -2,7 +2,6 @@
 // (the most recent max_tracked, each judged once), checked against a plain reference model under
 // heavy churn so the tracker's ring and its open-addressing index are exercised together.
 #include "slipway/monitoring/feedback_tracker.h"
-#include "support/fake_service.h"
 
 #include <gtest/gtest.h>
 
@@ -10,6 +9,8 @@
 #include <deque>
 #include <random>
 #include <set>
+
+#include "support/fake_service.h"
 
 namespace slipway::monitoring {
 namespace {

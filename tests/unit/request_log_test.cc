@@ -1,10 +1,10 @@
 // RequestLogger's access log with several request threads: every line arrives, whole, and the
 // file is in time order although each thread queues its lines separately.
 #include "slipway/monitoring/request_log.h"
-#include "support/fake_service.h"
 
 #include <gtest/gtest.h>
 #include <simdjson.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -12,6 +12,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "support/fake_service.h"
 
 namespace slipway::monitoring {
 namespace {
