@@ -1,5 +1,6 @@
 #include "slipway/monitoring/request_log.h"
 
+#include <charconv>
 #include <chrono>
 #include <algorithm>
 #include <cstring>
@@ -84,6 +85,43 @@ IsoTime NowIso() {
   out.text[i++] = 'Z';
   out.size = i;
   return out;
+}
+
+// Appends `s` as a JSON string. Ids, model names and routes need no escaping, so they are
+// appended whole; anything else goes through the JsonWriter.
+void AppendJsonString(std::string& out, std::string_view s) {
+  bool plain = true;
+  for (const char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    plain &= (c >= 0x20) & (c != '"') & (c != '\\');
+  }
+  if (!plain) {
+    core::JsonWriter w;
+    w.String(s);
+    out.append(w.str());
+    return;
+  }
+  out.push_back('"');
+  out.append(s);
+  out.push_back('"');
+}
+
+void AppendInt(std::string& out, int64_t value) {
+  char buf[24];
+  const auto r = std::to_chars(buf, buf + sizeof(buf), value);
+  out.append(buf, r.ptr);
+}
+
+// Microseconds as milliseconds with three decimals: 1234 -> 1.234.
+void AppendMillis(std::string& out, uint64_t micros) {
+  char buf[32];
+  auto r = std::to_chars(buf, buf + sizeof(buf) - 4, micros / 1000);
+  const auto frac = static_cast<unsigned>(micros % 1000);
+  *r.ptr++ = '.';
+  *r.ptr++ = static_cast<char>('0' + frac / 100);
+  *r.ptr++ = static_cast<char>('0' + frac / 10 % 10);
+  *r.ptr++ = static_cast<char>('0' + frac % 10);
+  out.append(buf, r.ptr);
 }
 
 template <typename T>
@@ -340,7 +378,15 @@ void RequestLogger::WriterLoop() {
       parts[i].swap(shards_[i].pending);  // swapped, not copied: the buffers stay warm
     }
     merged.clear();
-    MergeByTime(parts, merged);
+    const auto filled = std::count_if(parts.begin(), parts.end(),
+                                      [](const std::string& p) { return !p.empty(); });
+    if (filled == 1) {
+      // One part (usually: one thread answers a model's requests) is already in order.
+      merged.swap(*std::find_if(parts.begin(), parts.end(),
+                                [](const std::string& p) { return !p.empty(); }));
+    } else {
+      MergeByTime(parts, merged);
+    }
     for (auto& p : parts) p.clear();
     const size_t ready = stop ? merged.size() : FirstLineAfter(merged, cutoff.view());
     parts[kShards].assign(merged, ready, std::string::npos);
@@ -384,37 +430,36 @@ void RequestLogger::Infer(core::InferRequest request, core::InferCallback done) 
     const uint64_t total_ns = static_cast<uint64_t>(
         std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start).count());
     if (access_ != nullptr) {
-      // One writer per thread, reused: formatting a line allocates nothing once warm.
-      thread_local core::JsonWriter w;
-      w.str().clear();
-      w.StartObject();
-      w.Key("time");
-      w.String(kTimeSlot);  // stamped when the line is queued
-      w.Key("id");
-      w.String(result.ok() ? std::string_view(result->id) : id.view());
-      w.Key("model");
-      w.String(model.view());
-      w.Key("version");
-      w.Int(result.ok() ? result->model_version : asked);
-      w.Key("route");
-      w.String(result.ok() ? result->route : "");
-      w.Key("status");
-      w.String(result.ok() ? "OK" : core::StatusCodeName(result.status().code()));
+      // One buffer per thread, reused: formatting a line allocates nothing once warm. The keys
+      // are fixed, so the line is built from literal pieces rather than through a JsonWriter.
+      thread_local std::string line;
+      line.clear();
+      line.append(kLineStart).append(kTimeSlot);  // stamped when the line is queued
+      line.append("\",\"id\":");
+      AppendJsonString(line, result.ok() ? std::string_view(result->id) : id.view());
+      line.append(",\"model\":");
+      AppendJsonString(line, model.view());
+      line.append(",\"version\":");
+      AppendInt(line, result.ok() ? result->model_version : asked);
+      line.append(",\"route\":");
+      AppendJsonString(line, result.ok() ? std::string_view(result->route) : "");
+      line.append(",\"status\":");
+      AppendJsonString(line, result.ok() ? "OK" : core::StatusCodeName(result.status().code()));
       if (!result.ok()) {
-        w.Key("error");
-        w.String(result.status().message());
+        line.append(",\"error\":");
+        AppendJsonString(line, result.status().message());
       }
-      // Milliseconds to the microsecond, formatted as integers.
-      w.Key("total_ms");
-      w.Scaled(static_cast<int64_t>(total_ns / 1000), 3);
-      w.Key("queue_ms");
-      w.Scaled(result.ok() ? static_cast<int64_t>(result->queue_ns / 1000) : 0, 3);
-      w.Key("compute_ms");
-      w.Scaled(result.ok() ? static_cast<int64_t>(result->compute_ns / 1000) : 0, 3);
-      w.Key("batch_rows");
-      w.Int(result.ok() ? result->batch_rows : 0);
-      w.EndObject();
-      EnqueueAccess(w.str());
+      // Milliseconds to the microsecond.
+      line.append(",\"total_ms\":");
+      AppendMillis(line, total_ns / 1000);
+      line.append(",\"queue_ms\":");
+      AppendMillis(line, result.ok() ? result->queue_ns / 1000 : 0);
+      line.append(",\"compute_ms\":");
+      AppendMillis(line, result.ok() ? result->compute_ns / 1000 : 0);
+      line.append(",\"batch_rows\":");
+      AppendInt(line, result.ok() ? result->batch_rows : 0);
+      line.push_back('}');
+      EnqueueAccess(line);
     }
     if (inputs && result.ok()) {
       const IsoTime now = NowIso();
