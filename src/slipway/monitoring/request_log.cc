@@ -429,38 +429,6 @@ void RequestLogger::Infer(core::InferRequest request, core::InferCallback done) 
                                      done = std::move(done)](Result<core::InferResponse> result) {
     const uint64_t total_ns = static_cast<uint64_t>(
         std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start).count());
-    if (access_ != nullptr) {
-      // One buffer per thread, reused: formatting a line allocates nothing once warm. The keys
-      // are fixed, so the line is built from literal pieces rather than through a JsonWriter.
-      thread_local std::string line;
-      line.clear();
-      line.append(kLineStart).append(kTimeSlot);  // stamped when the line is queued
-      line.append("\",\"id\":");
-      AppendJsonString(line, result.ok() ? std::string_view(result->id) : id.view());
-      line.append(",\"model\":");
-      AppendJsonString(line, model.view());
-      line.append(",\"version\":");
-      AppendInt(line, result.ok() ? result->model_version : asked);
-      line.append(",\"route\":");
-      AppendJsonString(line, result.ok() ? std::string_view(result->route) : "");
-      line.append(",\"status\":");
-      AppendJsonString(line, result.ok() ? "OK" : core::StatusCodeName(result.status().code()));
-      if (!result.ok()) {
-        line.append(",\"error\":");
-        AppendJsonString(line, result.status().message());
-      }
-      // Milliseconds to the microsecond.
-      line.append(",\"total_ms\":");
-      AppendMillis(line, total_ns / 1000);
-      line.append(",\"queue_ms\":");
-      AppendMillis(line, result.ok() ? result->queue_ns / 1000 : 0);
-      line.append(",\"compute_ms\":");
-      AppendMillis(line, result.ok() ? result->compute_ns / 1000 : 0);
-      line.append(",\"batch_rows\":");
-      AppendInt(line, result.ok() ? result->batch_rows : 0);
-      line.push_back('}');
-      EnqueueAccess(line);
-    }
     if (inputs && result.ok()) {
       const IsoTime now = NowIso();
       core::JsonWriter w;
@@ -484,7 +452,49 @@ void RequestLogger::Infer(core::InferRequest request, core::InferCallback done) 
       w.EndObject();
       EnqueuePayload(w.str());
     }
+    if (access_ == nullptr) return done(std::move(result));
+    // What the access line needs of the answer is kept (inline, no allocation but for an error's
+    // message), the answer is passed on, and the line is made after: the caller's response does
+    // not wait for its log line.
+    const bool ok = result.ok();
+    const ShortText answer_id(ok ? std::string_view(result->id) : id.view());
+    const ShortText route(ok ? std::string_view(result->route) : std::string_view());
+    const int64_t version = ok ? result->model_version : asked;
+    const uint64_t queue_us = ok ? result->queue_ns / 1000 : 0;
+    const uint64_t compute_us = ok ? result->compute_ns / 1000 : 0;
+    const int64_t rows = ok ? result->batch_rows : 0;
+    const Status failure = ok ? Status::Ok() : result.status();
     done(std::move(result));
+    // One buffer per thread, reused: formatting a line allocates nothing once warm. The keys
+    // are fixed, so the line is built from literal pieces rather than through a JsonWriter.
+    thread_local std::string line;
+    line.clear();
+    line.append(kLineStart).append(kTimeSlot);  // stamped when the line is queued
+    line.append("\",\"id\":");
+    AppendJsonString(line, answer_id.view());
+    line.append(",\"model\":");
+    AppendJsonString(line, model.view());
+    line.append(",\"version\":");
+    AppendInt(line, version);
+    line.append(",\"route\":");
+    AppendJsonString(line, route.view());
+    line.append(",\"status\":");
+    AppendJsonString(line, ok ? "OK" : core::StatusCodeName(failure.code()));
+    if (!ok) {
+      line.append(",\"error\":");
+      AppendJsonString(line, failure.message());
+    }
+    // Milliseconds to the microsecond.
+    line.append(",\"total_ms\":");
+    AppendMillis(line, total_ns / 1000);
+    line.append(",\"queue_ms\":");
+    AppendMillis(line, queue_us);
+    line.append(",\"compute_ms\":");
+    AppendMillis(line, compute_us);
+    line.append(",\"batch_rows\":");
+    AppendInt(line, rows);
+    line.push_back('}');
+    EnqueueAccess(line);
   });
 }
 
