@@ -150,7 +150,8 @@ struct DriftMonitor::State {
   // The window's values per feature (column-major: a test reads one feature's values together).
   std::vector<std::vector<double>> window;
   uint64_t window_rows = 0;
-  std::map<int64_t, uint64_t> window_versions;
+  // Rows per version in the window: a version or two, so a short list searched from the end.
+  std::vector<std::pair<int64_t, uint64_t>> window_versions;
   Clock::time_point window_start = Clock::now();
   uint64_t windows = 0;
   uint64_t drifting_windows = 0;
@@ -288,19 +289,22 @@ void DriftMonitor::Infer(core::InferRequest request, core::InferCallback done) {
   }
   const auto rows = static_cast<size_t>(std::max<int64_t>(batch_rows, 0));
   // Inputs borrowed from the frontend's buffer stay valid until the answer is passed on, so
-  // their features are read then, with the outputs', straight into the queue: nothing is copied
-  // now or carried with the request but a view per tensor.
+  // their features are read then, with the outputs': nothing is copied now or carried with the
+  // request but a view per tensor. The values are queued after the answer has been passed on,
+  // so the caller's response does not wait for the queue.
   InputViews views;
   if (BorrowedInputs(*plan, request.inputs, views)) {
     inner_->Infer(std::move(request), [this, plan, rows, views, done = std::move(done)](
                                           Result<core::InferResponse> result) mutable {
-      if (result.ok()) {
-        Push(*plan, result->model_version, rows, [&](double* values) {
-          ObserveViews(*plan, views, rows, values);
-          Observe(*plan, true, result->outputs, rows, values);
-        });
-      }
+      if (!result.ok()) return done(std::move(result));
+      const size_t n = rows * plan->features.size();
+      Values values(n, std::nan(""));
+      ObserveViews(*plan, views, rows, values.data());
+      Observe(*plan, true, result->outputs, rows, values.data());
+      const int64_t version = result->model_version;
       done(std::move(result));
+      Push(*plan, version, rows,
+           [&](double* out) { std::memcpy(out, values.data(), n * sizeof(double)); });
     });
     return;
   }
@@ -310,13 +314,13 @@ void DriftMonitor::Infer(core::InferRequest request, core::InferCallback done) {
   inner_->Infer(std::move(request), [this, plan, rows, values = std::move(values),
                                      done = std::move(done)](
                                         Result<core::InferResponse> result) mutable {
-    if (result.ok()) {
-      Observe(*plan, true, result->outputs, rows, values.data());
-      Push(*plan, result->model_version, rows, [&](double* out) {
-        std::memcpy(out, values.data(), rows * plan->features.size() * sizeof(double));
-      });
-    }
+    if (!result.ok()) return done(std::move(result));
+    Observe(*plan, true, result->outputs, rows, values.data());
+    const int64_t version = result->model_version;
     done(std::move(result));
+    Push(*plan, version, rows, [&](double* out) {
+      std::memcpy(out, values.data(), rows * plan->features.size() * sizeof(double));
+    });
   });
 }
 
@@ -429,13 +433,15 @@ void DriftMonitor::WorkerLoop() {
       }
       size_t at = 0;
       const Plan* made_under = nullptr;  // the plan the observations before were made under...
-      const Plan* current = nullptr;     // ...and that model's plan now
+      const Plan* current = nullptr;     // ...that model's plan now...
+      State* state = nullptr;            // ...and its state (none while it is switched off)
       for (const Pending& obs : items) {
         if (obs.plan != made_under) {
           made_under = obs.plan;
           current = PlanFor(obs.plan->model);
+          state = StateFor(*current);
         }
-        Process(obs, *current, values.data() + at);
+        if (state != nullptr) Process(obs, *current, *state, values.data() + at);
         at += obs.rows * obs.plan->features.size();
       }
       any = any || !items.empty();
@@ -550,32 +556,36 @@ Status DriftMonitor::LoadReference(const std::string& model, State& state) {
   return Status::Ok();
 }
 
-void DriftMonitor::Process(const Pending& obs, const Plan& current, const double* values) {
-  // The model's current plan, which an observation made under an older one may no longer match.
-  const Plan* plan = &current;
-  if (!plan->enabled) return;
-  auto& slot = states_[plan->model];
-  if (slot == nullptr || slot->features.size() != plan->features.size()) {
+DriftMonitor::State* DriftMonitor::StateFor(const Plan& plan) {
+  if (!plan.enabled) return nullptr;
+  auto& slot = states_[plan.model];
+  if (slot == nullptr || slot->features.size() != plan.features.size()) {
     slot = std::make_unique<State>();
-    slot->config = plan->config;
-    slot->features = plan->features;
+    slot->config = plan.config;
+    slot->features = plan.features;
     if (!slot->config.monitoring.drift.reference_file.empty()) {
-      if (auto st = LoadReference(plan->model, *slot); !st.ok()) {
-        spdlog::error("model '{}': drift detection is off: {}", plan->model, st.message());
+      if (auto st = LoadReference(plan.model, *slot); !st.ok()) {
+        spdlog::error("model '{}': drift detection is off: {}", plan.model, st.message());
         slot->reference.assign(slot->features.size(), {});
       } else {
         slot->reference_ready = true;
-        spdlog::info("model '{}': drift reference of {} rows loaded", plan->model,
+        spdlog::info("model '{}': drift reference of {} rows loaded", plan.model,
                      slot->reference.empty() ? 0 : slot->reference.front().size());
       }
     } else {
       slot->reference.assign(slot->features.size(), {});
     }
   }
-  State& state = *slot;
+  return slot.get();
+}
+
+// `current`: the model's plan now, which an observation made under an older one may no longer
+// match.
+void DriftMonitor::Process(const Pending& obs, const Plan& current, State& state,
+                           const double* values) {
   const auto& d = state.config.monitoring.drift;
   const size_t n = state.features.size();
-  if (obs.plan != plan && obs.plan->features != state.features) return;  // changed under it
+  if (obs.plan != &current && obs.plan->features != state.features) return;  // changed under it
   for (size_t r = 0; r < obs.rows; ++r) {
     const double* row = values + r * n;
     if (!state.reference_ready) {
@@ -584,7 +594,7 @@ void DriftMonitor::Process(const Pending& obs, const Plan& current, const double
       if (static_cast<int64_t>(state.reference.front().size()) >= d.reference_rows) {
         state.reference_ready = true;
         state.window_start = Clock::now();
-        spdlog::info("model '{}': drift reference taken from the first {} rows", plan->model,
+        spdlog::info("model '{}': drift reference taken from the first {} rows", current.model,
                      d.reference_rows);
       }
       continue;
@@ -592,8 +602,18 @@ void DriftMonitor::Process(const Pending& obs, const Plan& current, const double
     if (state.window.size() != n) state.window.assign(n, {});
     for (size_t i = 0; i < n; ++i) state.window[i].push_back(row[i]);
     ++state.window_rows;
-    ++state.window_versions[obs.version];
-    if (static_cast<int64_t>(state.window_rows) >= d.window_rows) Judge(plan->model, state);
+    auto& versions = state.window_versions;
+    if (versions.empty() || versions.back().first != obs.version) {
+      auto it = std::find_if(versions.begin(), versions.end(),
+                             [&obs](const auto& v) { return v.first == obs.version; });
+      if (it == versions.end()) {
+        versions.emplace_back(obs.version, 0);
+      } else {
+        std::iter_swap(it, versions.end() - 1);
+      }
+    }
+    ++versions.back().second;
+    if (static_cast<int64_t>(state.window_rows) >= d.window_rows) Judge(current.model, state);
   }
 }
 
@@ -665,11 +685,15 @@ void DriftMonitor::Judge(const std::string& model, State& state) {
       fd.statistic = ks->statistic;
       fd.p_value = ks->p_value;
       if (prepared.edges_ok) {
-        auto lc = BinCounts(live, prepared.edges);
-        if (lc.ok()) {
-          ref_share = prepared.shares;
-          live_share = CountShares(*lc);
+        // `live` is sorted (and holds no NaN): one pass along it and the edges counts its bins.
+        std::vector<uint64_t> lc(prepared.edges.size() + 1, 0);
+        size_t bin = 0;
+        for (double x : live) {
+          while (bin < prepared.edges.size() && prepared.edges[bin] < x) ++bin;
+          ++lc[bin];
         }
+        ref_share = prepared.shares;
+        live_share = CountShares(lc);
       }
     }
     if (!ref_share.empty()) {

@@ -142,7 +142,10 @@ class DriftMonitor : public serving::ForwardingService, public serving::DriftSou
   explicit DriftMonitor(Options options);  // in the .cc, where State is complete
   const Plan* PlanFor(const std::string& model);
   void WorkerLoop();
-  void Process(const Pending& obs, const Plan& current, const double* values);
+  // The state of `plan`'s model, made (or remade when its features changed) as needed; null
+  // when the plan is switched off. Worker thread only.
+  State* StateFor(const Plan& plan);
+  void Process(const Pending& obs, const Plan& current, State& state, const double* values);
   void Judge(const std::string& model, State& state);
   core::Status LoadReference(const std::string& model, State& state);
 
