@@ -11,8 +11,10 @@
 //
 // The request is one fixed random batch-1 input per model input (names, datatypes and shapes
 // from GET /v2/models/<m> over HTTP, or the gRPC ModelMetadata call when no HTTP port is known;
-// dynamic dimensions become 1). Datatypes: FP32, FP64, INT32, INT64, BOOL. The request bytes
-// are built once, so the client does no per-request encoding.
+// dynamic dimensions become 1). Datatypes: FP32, FP64, INT32, INT64, BOOL. With --distinct N,
+// each worker cycles through N different random requests instead (live traffic varies, and
+// whatever looks at the values, drift detection say, works as it would on it). The request
+// bytes are built once, so the client does no per-request encoding.
 //   http-json    KServe v2 JSON tensors, {"inputs":[{"name","datatype","shape","data":[...]}]}
 //   http-binary  Triton binary extension: JSON header (parameters.binary_data_size per input,
 //                binary_data_output=true) + raw little-endian bytes, Inference-Header-Content-Length
@@ -57,13 +59,15 @@ struct Options {
   double warmup_s = 1;
   double timeout_s = 10;
   unsigned seed = 42;
+  int distinct = 1;  // different random requests each worker cycles through
 };
 
 [[noreturn]] void Usage(const std::string& msg) {
   std::fprintf(stderr,
                "slipway_loadgen: %s\nusage: slipway_loadgen --protocol http-json|http-binary|grpc "
                "--port N --model NAME [--host H] [--http-port N] [--model-version V] "
-               "[--concurrency C] [--duration S] [--warmup S] [--timeout S] [--seed N]\n",
+               "[--concurrency C] [--duration S] [--warmup S] [--timeout S] [--seed N] "
+               "[--distinct N]\n",
                msg.c_str());
   std::exit(2);
 }
@@ -87,14 +91,16 @@ Options ParseArgs(int argc, char** argv) {
     else if (a == "--warmup") o.warmup_s = std::atof(value().c_str());
     else if (a == "--timeout") o.timeout_s = std::atof(value().c_str());
     else if (a == "--seed") o.seed = static_cast<unsigned>(std::atoi(value().c_str()));
+    else if (a == "--distinct") o.distinct = std::atoi(value().c_str());
     else Usage("unknown argument " + a);
   }
   if (o.protocol != "http-json" && o.protocol != "http-binary" && o.protocol != "grpc") {
     Usage("--protocol must be http-json, http-binary or grpc, not '" + o.protocol + "'");
   }
   if (o.port <= 0 || o.model.empty()) Usage("--port and --model are required");
-  if (o.concurrency < 1 || o.duration_s <= 0 || o.warmup_s < 0 || o.timeout_s <= 0) {
-    Usage("concurrency must be >= 1, duration and timeout > 0, warmup >= 0");
+  if (o.concurrency < 1 || o.duration_s <= 0 || o.warmup_s < 0 || o.timeout_s <= 0 ||
+      o.distinct < 1) {
+    Usage("concurrency and distinct must be >= 1, duration and timeout > 0, warmup >= 0");
   }
   if (o.http_port == 0 && o.protocol != "grpc") o.http_port = o.port;
   return o;
@@ -273,26 +279,28 @@ class Worker {
 
 class HttpWorker : public Worker {
  public:
-  HttpWorker(const Options& o, const std::vector<Input>& inputs, bool binary)
+  HttpWorker(const Options& o, const std::vector<std::vector<Input>>& requests, bool binary)
       : client_(o.host, o.port), path_(ModelPath(o) + "/infer"), binary_(binary) {
     client_.set_keep_alive(true);
     client_.set_tcp_nodelay(true);
     client_.set_connection_timeout(static_cast<time_t>(o.timeout_s));
     client_.set_read_timeout(static_cast<time_t>(o.timeout_s));
     client_.set_write_timeout(static_cast<time_t>(o.timeout_s));
+    size_t header_length = 0;  // the same for every request: only the values differ
+    for (const auto& inputs : requests) {
+      bodies_.push_back(binary ? BinaryBody(inputs, &header_length) : JsonBody(inputs));
+    }
     if (binary) {
-      size_t header_length = 0;
-      body_ = BinaryBody(inputs, &header_length);
       headers_.emplace("Inference-Header-Content-Length", std::to_string(header_length));
       content_type_ = "application/octet-stream";
     } else {
-      body_ = JsonBody(inputs);
       content_type_ = "application/json";
     }
   }
 
   bool Call(std::string* error) override {
-    auto res = client_.Post(path_, headers_, body_, content_type_);
+    const std::string& body = bodies_[next_++ % bodies_.size()];
+    auto res = client_.Post(path_, headers_, body, content_type_);
     if (!res) {
       *error = "HTTP request failed: " + httplib::to_string(res.error());
       return false;
@@ -314,30 +322,34 @@ class HttpWorker : public Worker {
     }
     return true;
   }
-  size_t request_bytes() const override { return body_.size(); }
+  size_t request_bytes() const override { return bodies_.front().size(); }
 
  private:
   httplib::Client client_;
   std::string path_;
   bool binary_;
-  std::string body_;
+  std::vector<std::string> bodies_;
+  size_t next_ = 0;
   httplib::Headers headers_;
   std::string content_type_;
 };
 
 class GrpcWorker : public Worker {
  public:
-  GrpcWorker(const Options& o, const std::vector<Input>& inputs, int index)
+  GrpcWorker(const Options& o, const std::vector<std::vector<Input>>& requests, int index)
       : stub_(inference::GRPCInferenceService::NewStub(MakeChannel(o, index))),
         timeout_(std::chrono::milliseconds(static_cast<int64_t>(o.timeout_s * 1000))) {
-    request_.set_model_name(o.model);
-    request_.set_model_version(o.version);
-    for (const Input& in : inputs) {
-      auto* t = request_.add_inputs();
-      t->set_name(in.name);
-      t->set_datatype(in.datatype);
-      for (int64_t d : in.shape) t->add_shape(d);
-      request_.add_raw_input_contents(in.bytes);
+    for (const auto& inputs : requests) {
+      inference::ModelInferRequest& request = requests_.emplace_back();
+      request.set_model_name(o.model);
+      request.set_model_version(o.version);
+      for (const Input& in : inputs) {
+        auto* t = request.add_inputs();
+        t->set_name(in.name);
+        t->set_datatype(in.datatype);
+        for (int64_t d : in.shape) t->add_shape(d);
+        request.add_raw_input_contents(in.bytes);
+      }
     }
   }
 
@@ -345,7 +357,7 @@ class GrpcWorker : public Worker {
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + timeout_);
     response_.Clear();
-    grpc::Status st = stub_->ModelInfer(&ctx, request_, &response_);
+    grpc::Status st = stub_->ModelInfer(&ctx, requests_[next_++ % requests_.size()], &response_);
     if (!st.ok()) {
       *error = "gRPC " + std::to_string(st.error_code()) + ": " + st.error_message();
       return false;
@@ -356,12 +368,13 @@ class GrpcWorker : public Worker {
     }
     return true;
   }
-  size_t request_bytes() const override { return request_.ByteSizeLong(); }
+  size_t request_bytes() const override { return requests_.front().ByteSizeLong(); }
 
  private:
   std::unique_ptr<inference::GRPCInferenceService::Stub> stub_;
   std::chrono::milliseconds timeout_;
-  inference::ModelInferRequest request_;
+  std::vector<inference::ModelInferRequest> requests_;
+  size_t next_ = 0;
   inference::ModelInferResponse response_;
 };
 
@@ -372,22 +385,27 @@ int main(int argc, char** argv) {
   std::vector<Input> inputs = opt.http_port > 0 ? InputsFromHttp(opt) : InputsFromGrpc(opt);
   if (inputs.empty()) Usage("model '" + opt.model + "' has no inputs");
   std::mt19937 rng(opt.seed);
-  std::string input_desc;
-  for (Input& in : inputs) {
+  for (const Input& in : inputs) {
     if (ElementSize(in.datatype) == 0) {
       Usage("input '" + in.name + "' has datatype " + in.datatype +
             ", which the load generator does not support");
     }
-    Fill(in, rng);
+  }
+  std::vector<std::vector<Input>> requests(static_cast<size_t>(opt.distinct), inputs);
+  for (auto& request : requests) {
+    for (Input& in : request) Fill(in, rng);
+  }
+  std::string input_desc;
+  for (const Input& in : requests.front()) {
     input_desc += (input_desc.empty() ? "" : ";") + in.name + ":" + in.datatype + ShapeJson(in.shape);
   }
 
   std::vector<std::unique_ptr<Worker>> workers;
   for (int i = 0; i < opt.concurrency; ++i) {
     if (opt.protocol == "grpc") {
-      workers.push_back(std::make_unique<GrpcWorker>(opt, inputs, i));
+      workers.push_back(std::make_unique<GrpcWorker>(opt, requests, i));
     } else {
-      workers.push_back(std::make_unique<HttpWorker>(opt, inputs, opt.protocol == "http-binary"));
+      workers.push_back(std::make_unique<HttpWorker>(opt, requests, opt.protocol == "http-binary"));
     }
   }
   const size_t request_bytes = workers[0]->request_bytes();
@@ -445,10 +463,10 @@ int main(int argc, char** argv) {
   if (!error.empty()) std::fprintf(stderr, "slipway_loadgen: first error: %s\n", error.c_str());
   const Summary s = Summary::Merge(recorders, opt.duration_s);
   std::printf("{\"tool\":\"slipway_loadgen\",\"protocol\":\"%s\",\"model\":\"%s\",\"inputs\":\"%s\","
-              "\"request_bytes\":%zu,\"concurrency\":%d,%s,\"client_cpu_s\":%.3f,"
+              "\"request_bytes\":%zu,\"distinct\":%d,\"concurrency\":%d,%s,\"client_cpu_s\":%.3f,"
               "\"first_call_max_us\":%.1f,\"first_call_errors\":%d,\"first_error\":\"%s\"}\n",
               opt.protocol.c_str(), JsonEscape(opt.model).c_str(), JsonEscape(input_desc).c_str(),
-              request_bytes, opt.concurrency, s.JsonFields().c_str(), cpu1 - cpu0,
+              request_bytes, opt.distinct, opt.concurrency, s.JsonFields().c_str(), cpu1 - cpu0,
               *std::max_element(first_call_us.begin(), first_call_us.end()),
               first_call_failures.load(), JsonEscape(error).c_str());
   std::fflush(stdout);

@@ -72,6 +72,9 @@ def test_metrics_endpoint_counts_requests(tmp_path):
         assert sample(m, "slipway_model_instances", **bc) >= 1
         assert sample(m, "process_resident_memory_bytes") > 1e6
         assert sample(m, "process_open_fds") > 3
+        # nothing was dropped by the background workers' bounded queues
+        assert sample(m, "slipway_drift_observations_dropped_total") == 0
+        assert sample(m, "slipway_request_log_lines_dropped_total") == 0
         # the metrics port serves nothing else; the HTTP port serves /metrics too
         assert requests.get(f"http://127.0.0.1:{srv.metrics_port}/v2/health/live",
                             timeout=10).status_code == 404
@@ -148,15 +151,23 @@ scrape_configs:
 
 def test_background_threads_are_named(tmp_path):
     """top -H and debuggers tell the server's threads apart: request I/O, each model's runners,
-    the access log writer."""
+    the access log writer, the drift worker. The two background workers run at a lower priority
+    (nice 10) than the request threads, so on busy cores requests get the CPU first."""
     srv = lib.start_live(lib.make_repository(tmp_path, ["breast_cancer"]), log_dir=tmp_path,
                          extra_args=["--access-log", str(tmp_path / "access.jsonl")])
     try:
-        names = set()
+        nice = {}
         for tid in os.listdir("/proc/%d/task" % srv.proc.pid):
-            with open("/proc/%d/task/%s/comm" % (srv.proc.pid, tid)) as f:
-                names.add(f.read().strip())
-        assert {"slipway-http", "run:breast_canc", "slipway-log"} <= names, names
+            with open("/proc/%d/task/%s/stat" % (srv.proc.pid, tid)) as f:
+                stat = f.read()
+            name = stat[stat.index("(") + 1:stat.rindex(")")]
+            # field 19 of /proc/[pid]/task/[tid]/stat is the nice value
+            nice.setdefault(name, set()).add(int(stat[stat.rindex(")") + 2:].split()[16]))
+        assert {"slipway-http", "run:breast_canc", "slipway-log", "slipway-drift"} <= set(nice), nice
+        # relative to the server's own (a test run may itself be niced)
+        (base,) = nice["slipway-http"]
+        assert nice["run:breast_canc"] == {base}, nice
+        assert nice["slipway-log"] == nice["slipway-drift"] == {max(base, 10)}, nice
     finally:
         lib.stop_ok(srv)
 

@@ -5,8 +5,12 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <limits>
+#include <random>
 #include <vector>
 
 namespace slipway::monitoring {
@@ -301,6 +305,55 @@ TEST(StreamingWindowTest, CapacityOneAndZero) {
   EXPECT_EQ((*one)->Values(), (std::vector<double>{2}));
   auto zero = StreamingWindow::Create({.capacity = 0});
   EXPECT_EQ(zero.status().code(), core::StatusCode::kInvalidArgument);
+}
+
+// SortNumbers orders exactly as std::sort does, whatever the values: varied doubles, floats
+// widened to doubles (whose low bytes are all zero, so those passes are skipped), negatives and
+// infinities, many ties, a single repeated value, and inputs too short for the radix passes.
+TEST(SortNumbersTest, OrdersAsStdSortDoes) {
+  std::mt19937 rng(11);
+  std::normal_distribution<double> normal(0.0, 1000.0);
+  std::uniform_int_distribution<int> small(-3, 3);
+  std::vector<std::vector<double>> cases;
+  cases.emplace_back();
+  cases.push_back({5.0});
+  cases.push_back({2.0, -1.0});
+  for (size_t n : {255u, 256u, 257u, 2000u, 5000u}) {
+    std::vector<double> varied(n), widened(n), ties(n), same(n, 0.25);
+    for (size_t i = 0; i < n; ++i) {
+      varied[i] = normal(rng);
+      widened[i] = static_cast<double>(static_cast<float>(normal(rng)));
+      ties[i] = small(rng);
+    }
+    varied[n / 2] = std::numeric_limits<double>::infinity();
+    varied[n / 3] = -std::numeric_limits<double>::infinity();
+    varied[n / 4] = std::numeric_limits<double>::denorm_min();
+    varied[n / 5] = -std::numeric_limits<double>::max();
+    ties[n / 2] = -0.0;
+    ties[n / 3] = 0.0;
+    for (auto* c : {&varied, &widened, &ties, &same}) cases.push_back(*c);
+  }
+  std::vector<uint64_t> scratch;
+  for (const auto& input : cases) {
+    std::vector<double> expected = input;
+    std::sort(expected.begin(), expected.end());
+    std::vector<double> got = input;
+    SortNumbers(got, scratch);
+    ASSERT_EQ(got, expected) << "n=" << input.size();
+    // The same values, bit for bit, not merely equal ones (-0.0 == 0.0 would hide a lost sign).
+    std::vector<double> a = input, b = got;
+    const auto bits = [](double v) {
+      uint64_t u = 0;
+      std::memcpy(&u, &v, sizeof(u));
+      return u;
+    };
+    std::vector<uint64_t> in_bits, out_bits;
+    for (double v : a) in_bits.push_back(bits(v));
+    for (double v : b) out_bits.push_back(bits(v));
+    std::sort(in_bits.begin(), in_bits.end());
+    std::sort(out_bits.begin(), out_bits.end());
+    EXPECT_EQ(in_bits, out_bits) << "n=" << input.size();
+  }
 }
 
 }  // namespace

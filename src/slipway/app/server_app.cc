@@ -308,9 +308,20 @@ int RunServe(const ServeOptions& options) {
   mo.ground_truth = tracker->get();
   mo.routing = router;
   mo.drift = drift->get();
-  mo.extra = [trigger = retrain->get(), response_cache](monitoring::PrometheusText& out) {
+  mo.extra = [trigger = retrain->get(), response_cache, drift_monitor = drift->get(),
+              request_logger = logger->get()](monitoring::PrometheusText& out) {
     trigger->WriteMetrics(out);
     if (response_cache != nullptr) WriteCacheMetrics(*response_cache, out);
+    // The background workers' queues are bounded: what did not fit is dropped and counted here,
+    // so a figure read from the drift report or the logs can be checked for gaps.
+    out.Family("slipway_drift_observations_dropped_total", "counter",
+               "Observations drift detection dropped because its worker's queue was full");
+    out.Sample("slipway_drift_observations_dropped_total", {},
+               static_cast<double>(drift_monitor->dropped()));
+    out.Family("slipway_request_log_lines_dropped_total", "counter",
+               "Access and payload log lines dropped because the writer's queue was full");
+    out.Sample("slipway_request_log_lines_dropped_total", {},
+               static_cast<double>(request_logger->dropped_lines()));
   };
   auto exporter = monitoring::MetricsExporter::Create(mo);
   if (!exporter.ok()) {

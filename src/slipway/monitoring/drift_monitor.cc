@@ -152,6 +152,7 @@ struct DriftMonitor::State {
   uint64_t window_rows = 0;
   // Rows per version in the window: a version or two, so a short list searched from the end.
   std::vector<std::pair<int64_t, uint64_t>> window_versions;
+  std::vector<uint64_t> sort_scratch;  // SortNumbers' working memory, kept between judgements
   Clock::time_point window_start = Clock::now();
   uint64_t windows = 0;
   uint64_t drifting_windows = 0;
@@ -414,6 +415,7 @@ void DriftMonitor::Observe(const Plan& plan, bool outputs, const std::vector<cor
 
 void DriftMonitor::WorkerLoop() {
   core::NameThisThread("slipway-drift");
+  core::LowerThisThreadPriority();
   std::vector<Pending> items;
   std::vector<double> values;
   std::unique_lock<std::mutex> lock(queue_mu_);
@@ -634,7 +636,7 @@ void DriftMonitor::Judge(const std::string& model, State& state) {
     for (size_t i = 0; i < state.features.size(); ++i) {
       State::Prepared& p = state.prepared[i];
       for (double x : state.reference[i]) if (!std::isnan(x)) p.sorted.push_back(x);
-      std::sort(p.sorted.begin(), p.sorted.end());
+      SortNumbers(p.sorted, state.sort_scratch);
       if (state.features[i].categorical || p.sorted.size() < 2) continue;
       auto edges = QuantileEdges(p.sorted, kPsiBins);
       if (!edges.ok()) continue;
@@ -654,7 +656,7 @@ void DriftMonitor::Judge(const std::string& model, State& state) {
     live.erase(std::remove_if(live.begin(), live.end(), [](double x) { return std::isnan(x); }),
                live.end());
     if (ref.size() < 2 || live.size() < 2) continue;
-    std::sort(live.begin(), live.end());
+    SortNumbers(live, state.sort_scratch);
     serving::FeatureDrift fd;
     fd.name = f.name;
     fd.output = f.output;

@@ -1,7 +1,9 @@
 #include "slipway/monitoring/drift_stats.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <numbers>
 #include <string>
@@ -590,6 +592,58 @@ core::Result<std::vector<double>> QuantileEdges(std::vector<double> reference, s
     if (edges.empty() || edge > edges.back()) edges.push_back(edge);
   }
   return edges;
+}
+
+namespace {
+
+// A double's bits, turned so that unsigned order is numeric order: negatives have every bit
+// flipped (larger magnitude, smaller key), non-negatives only the sign bit.
+uint64_t SortKey(double v) {
+  uint64_t bits = 0;
+  std::memcpy(&bits, &v, sizeof(bits));
+  return (bits >> 63) != 0 ? ~bits : bits | (uint64_t{1} << 63);
+}
+
+double FromSortKey(uint64_t key) {
+  const uint64_t bits = (key >> 63) != 0 ? key & ~(uint64_t{1} << 63) : ~key;
+  double v = 0;
+  std::memcpy(&v, &bits, sizeof(v));
+  return v;
+}
+
+}  // namespace
+
+void SortNumbers(std::vector<double>& values, std::vector<uint64_t>& scratch) {
+  const size_t n = values.size();
+  constexpr size_t kRadixFrom = 256;  // below this, the histograms cost more than they save
+  if (n < kRadixFrom || n > std::numeric_limits<uint32_t>::max()) {
+    std::sort(values.begin(), values.end());
+    return;
+  }
+  scratch.resize(2 * n);
+  uint64_t* from = scratch.data();
+  uint64_t* to = from + n;
+  // One read of the values counts all eight bytes.
+  std::array<std::array<uint32_t, 256>, 8> counts{};
+  for (size_t i = 0; i < n; ++i) {
+    const uint64_t key = SortKey(values[i]);
+    from[i] = key;
+    for (size_t b = 0; b < 8; ++b) ++counts[b][(key >> (8 * b)) & 0xff];
+  }
+  for (size_t b = 0; b < 8; ++b) {
+    auto& count = counts[b];
+    const unsigned shift = static_cast<unsigned>(8 * b);
+    if (count[(from[0] >> shift) & 0xff] == n) continue;  // every value has this byte
+    uint32_t start = 0;
+    for (auto& c : count) {
+      const uint32_t here = c;
+      c = start;
+      start += here;
+    }
+    for (size_t i = 0; i < n; ++i) to[count[(from[i] >> shift) & 0xff]++] = from[i];
+    std::swap(from, to);
+  }
+  for (size_t i = 0; i < n; ++i) values[i] = FromSortKey(from[i]);
 }
 
 core::Result<std::vector<uint64_t>> BinCounts(const std::vector<double>& values,

@@ -91,6 +91,15 @@ core::Result<std::vector<double>> QuantileEdges(std::vector<double> reference, s
 core::Result<std::vector<uint64_t>> BinCounts(const std::vector<double>& values,
                                               const std::vector<double>& edges);
 
+// Sorts `values` (free of NaN) ascending, as std::sort would (-0.0 lands before +0.0; they compare
+// equal). A least-significant-byte-first radix sort on the values' bit patterns: linear time and
+// no data-dependent branches, and the passes over bytes every value shares (the low bytes of
+// doubles widened from floats, the sign and exponent of values in a narrow range) are skipped.
+// On the few thousand varied values of a drift window it is several times faster than
+// std::sort, which mispredicts about every other comparison there. Short inputs go to std::sort.
+// `scratch` is working memory, kept by the caller so repeated sorts do not allocate.
+void SortNumbers(std::vector<double>& values, std::vector<uint64_t>& scratch);
+
 // counts / sum(counts), for PopulationStabilityIndex; all zeros when the counts sum to zero.
 std::vector<double> CountShares(const std::vector<uint64_t>& counts);
 

@@ -355,6 +355,7 @@ void RequestLogger::WritePayload(const std::string& text) {
 
 void RequestLogger::WriterLoop() {
   core::NameThisThread("slipway-log");
+  core::LowerThisThreadPriority();
   // Lines are stamped under their queue's lock, so once the writer has read the clock, every line
   // it has not taken from a queue yet is at least that old: the lines stamped later than that
   // reading wait for the next write, and the file stays in time order (unless the clock is set
