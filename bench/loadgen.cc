@@ -12,8 +12,8 @@
 // The request is one fixed random batch-1 input per model input (names, datatypes and shapes
 // from GET /v2/models/<m> over HTTP, or the gRPC ModelMetadata call when no HTTP port is known;
 // dynamic dimensions become 1). Datatypes: FP32, FP64, INT32, INT64, BOOL. With --distinct N,
-// each worker cycles through N different random requests instead (live traffic varies, and
-// whatever looks at the values, drift detection say, works as it would on it). The request
+// each worker cycles through N different random requests of its own instead (live traffic
+// varies, and whatever looks at the values, drift detection say, works as it would on it). The request
 // bytes are built once, so the client does no per-request encoding.
 //   http-json    KServe v2 JSON tensors, {"inputs":[{"name","datatype","shape","data":[...]}]}
 //   http-binary  Triton binary extension: JSON header (parameters.binary_data_size per input,
@@ -384,24 +384,34 @@ int main(int argc, char** argv) {
   const Options opt = ParseArgs(argc, argv);
   std::vector<Input> inputs = opt.http_port > 0 ? InputsFromHttp(opt) : InputsFromGrpc(opt);
   if (inputs.empty()) Usage("model '" + opt.model + "' has no inputs");
-  std::mt19937 rng(opt.seed);
   for (const Input& in : inputs) {
     if (ElementSize(in.datatype) == 0) {
       Usage("input '" + in.name + "' has datatype " + in.datatype +
             ", which the load generator does not support");
     }
   }
-  std::vector<std::vector<Input>> requests(static_cast<size_t>(opt.distinct), inputs);
-  for (auto& request : requests) {
-    for (Input& in : request) Fill(in, rng);
-  }
+  // One fixed request shared by every worker; with --distinct N, N different ones per worker
+  // (seeded apart, so the workers do not send the same values in step).
+  const auto make_requests = [&](unsigned seed) {
+    std::mt19937 rng(seed);
+    std::vector<std::vector<Input>> requests(static_cast<size_t>(opt.distinct), inputs);
+    for (auto& request : requests) {
+      for (Input& in : request) Fill(in, rng);
+    }
+    return requests;
+  };
+  const std::vector<std::vector<Input>> shared = make_requests(opt.seed);
   std::string input_desc;
-  for (const Input& in : requests.front()) {
+  for (const Input& in : shared.front()) {
     input_desc += (input_desc.empty() ? "" : ";") + in.name + ":" + in.datatype + ShapeJson(in.shape);
   }
 
   std::vector<std::unique_ptr<Worker>> workers;
   for (int i = 0; i < opt.concurrency; ++i) {
+    const auto own = opt.distinct > 1 && i > 0
+                         ? make_requests(opt.seed + static_cast<unsigned>(i))
+                         : std::vector<std::vector<Input>>();
+    const auto& requests = own.empty() ? shared : own;
     if (opt.protocol == "grpc") {
       workers.push_back(std::make_unique<GrpcWorker>(opt, requests, i));
     } else {
