@@ -41,7 +41,7 @@ void JsonWriter::String(std::string_view value) {
   AppendEscaped(value);
 }
 
-void JsonWriter::AppendEscaped(std::string_view s) {
+void AppendJsonString(std::string& out, std::string_view s) {
   static const char* kHex = "0123456789abcdef";
   // Most strings need no escaping: one pass without early exit (which vectorises) tells.
   bool plain = true;
@@ -50,37 +50,39 @@ void JsonWriter::AppendEscaped(std::string_view s) {
     plain &= (c >= 0x20) & (c != '"') & (c != '\\');
   }
   if (plain) {
-    const size_t at = out_.size();
-    out_.resize(at + s.size() + 2);
-    char* p = out_.data() + at;
+    const size_t at = out.size();
+    out.resize(at + s.size() + 2);
+    char* p = out.data() + at;
     *p = '"';
     if (!s.empty()) std::memcpy(p + 1, s.data(), s.size());
     p[s.size() + 1] = '"';
     return;
   }
-  out_.push_back('"');
+  out.push_back('"');
   // Runs of characters that need no escaping (nearly all of them) are appended whole.
   size_t run = 0;
   for (size_t i = 0; i < s.size(); ++i) {
     const auto c = static_cast<unsigned char>(s[i]);
     if (c >= 0x20 && c != '"' && c != '\\') continue;
-    out_.append(s.data() + run, i - run);
+    out.append(s.data() + run, i - run);
     run = i + 1;
     switch (c) {
-      case '"': out_ += "\\\""; break;
-      case '\\': out_ += "\\\\"; break;
-      case '\n': out_ += "\\n"; break;
-      case '\r': out_ += "\\r"; break;
-      case '\t': out_ += "\\t"; break;
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
       default:
-        out_ += "\\u00";
-        out_.push_back(kHex[c >> 4]);
-        out_.push_back(kHex[c & 0xf]);
+        out += "\\u00";
+        out.push_back(kHex[c >> 4]);
+        out.push_back(kHex[c & 0xf]);
     }
   }
-  out_.append(s.data() + run, s.size() - run);
-  out_.push_back('"');
+  out.append(s.data() + run, s.size() - run);
+  out.push_back('"');
 }
+
+void JsonWriter::AppendEscaped(std::string_view s) { AppendJsonString(out_, s); }
 
 void JsonWriter::Int(int64_t value) {
   BeforeValue();

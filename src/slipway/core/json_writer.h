@@ -44,4 +44,9 @@ class JsonWriter {
   bool after_key_ = false;
 };
 
+// Appends `s` to `out` as a quoted JSON string, escaped where needed (strings that need no
+// escaping, nearly all of them, are appended whole): for JSON built from fixed pieces, such as a
+// log line whose keys never change.
+void AppendJsonString(std::string& out, std::string_view s);
+
 }  // namespace slipway::core

@@ -87,25 +87,6 @@ IsoTime NowIso() {
   return out;
 }
 
-// Appends `s` as a JSON string. Ids, model names and routes need no escaping, so they are
-// appended whole; anything else goes through the JsonWriter.
-void AppendJsonString(std::string& out, std::string_view s) {
-  bool plain = true;
-  for (const char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
-    plain &= (c >= 0x20) & (c != '"') & (c != '\\');
-  }
-  if (!plain) {
-    core::JsonWriter w;
-    w.String(s);
-    out.append(w.str());
-    return;
-  }
-  out.push_back('"');
-  out.append(s);
-  out.push_back('"');
-}
-
 void AppendInt(std::string& out, int64_t value) {
   char buf[24];
   const auto r = std::to_chars(buf, buf + sizeof(buf), value);
@@ -291,9 +272,20 @@ size_t FirstLineAfter(const std::string& text, std::string_view cutoff) {
   return split;
 }
 
-// Appends the lines of `parts` (each in time order) to `out` in time order. Runs of lines that
-// come before every other part's next line are appended whole.
+// Appends the lines of `parts` (each in time order) to `out` in time order, and may leave parts
+// emptied. Runs of lines that come before every other part's next line are appended whole.
 void MergeByTime(std::vector<std::string>& parts, std::string& out) {
+  // A part alone (usually: one thread answers a model's requests) is in order already: it is
+  // handed over whole, not copied.
+  std::string* only = nullptr;
+  size_t filled = 0;
+  for (auto& p : parts) {
+    if (!p.empty()) {
+      ++filled;
+      only = &p;
+    }
+  }
+  if (filled == 1 && out.empty()) return out.swap(*only);
   std::vector<std::pair<const std::string*, size_t>> at;  // (part, offset of its next line)
   for (const auto& p : parts) {
     if (!p.empty()) at.emplace_back(&p, 0);
@@ -379,15 +371,7 @@ void RequestLogger::WriterLoop() {
       parts[i].swap(shards_[i].pending);  // swapped, not copied: the buffers stay warm
     }
     merged.clear();
-    const auto filled = std::count_if(parts.begin(), parts.end(),
-                                      [](const std::string& p) { return !p.empty(); });
-    if (filled == 1) {
-      // One part (usually: one thread answers a model's requests) is already in order.
-      merged.swap(*std::find_if(parts.begin(), parts.end(),
-                                [](const std::string& p) { return !p.empty(); }));
-    } else {
-      MergeByTime(parts, merged);
-    }
+    MergeByTime(parts, merged);
     for (auto& p : parts) p.clear();
     const size_t ready = stop ? merged.size() : FirstLineAfter(merged, cutoff.view());
     parts[kShards].assign(merged, ready, std::string::npos);
@@ -472,18 +456,18 @@ void RequestLogger::Infer(core::InferRequest request, core::InferCallback done) 
     line.clear();
     line.append(kLineStart).append(kTimeSlot);  // stamped when the line is queued
     line.append("\",\"id\":");
-    AppendJsonString(line, answer_id.view());
+    core::AppendJsonString(line, answer_id.view());
     line.append(",\"model\":");
-    AppendJsonString(line, model.view());
+    core::AppendJsonString(line, model.view());
     line.append(",\"version\":");
     AppendInt(line, version);
     line.append(",\"route\":");
-    AppendJsonString(line, route.view());
+    core::AppendJsonString(line, route.view());
     line.append(",\"status\":");
-    AppendJsonString(line, ok ? "OK" : core::StatusCodeName(failure.code()));
+    core::AppendJsonString(line, ok ? "OK" : core::StatusCodeName(failure.code()));
     if (!ok) {
       line.append(",\"error\":");
-      AppendJsonString(line, failure.message());
+      core::AppendJsonString(line, failure.message());
     }
     // Milliseconds to the microsecond.
     line.append(",\"total_ms\":");
