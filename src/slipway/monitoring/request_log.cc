@@ -36,10 +36,10 @@ struct IsoTime {
 class ShortText {
  public:
   explicit ShortText(std::string_view s) : size_(s.size()) {
-    if (size_ <= sizeof(inline_)) {
-      std::memcpy(inline_, s.data(), size_);
-    } else {
+    if (size_ > sizeof(inline_)) {
       heap_.assign(s);
+    } else if (size_ > 0) {  // an empty view may hold no pointer, which memcpy must not get
+      std::memcpy(inline_, s.data(), size_);
     }
   }
   std::string_view view() const {
