@@ -84,11 +84,15 @@ void AppendJsonString(std::string& out, std::string_view s) {
 
 void JsonWriter::AppendEscaped(std::string_view s) { AppendJsonString(out_, s); }
 
-void JsonWriter::Int(int64_t value) {
-  BeforeValue();
+void AppendJsonInt(std::string& out, int64_t value) {
   char buf[24];
   auto r = std::to_chars(buf, buf + sizeof(buf), value);
-  out_.append(buf, r.ptr);
+  out.append(buf, r.ptr);
+}
+
+void JsonWriter::Int(int64_t value) {
+  BeforeValue();
+  AppendJsonInt(out_, value);
 }
 
 void JsonWriter::Uint(uint64_t value) {
@@ -111,22 +115,26 @@ void JsonWriter::Double(double value) {
   }
 }
 
-void JsonWriter::Scaled(int64_t value, int decimals) {
-  BeforeValue();
+void AppendJsonScaled(std::string& out, int64_t value, int decimals) {
   decimals = std::clamp(decimals, 0, 9);
-  if (value < 0) out_.push_back('-');
+  if (value < 0) out.push_back('-');
   uint64_t magnitude = value < 0 ? 0 - static_cast<uint64_t>(value) : static_cast<uint64_t>(value);
   uint64_t unit = 1;
   for (int i = 0; i < decimals; ++i) unit *= 10;
   char buf[24];
   auto r = std::to_chars(buf, buf + sizeof(buf), magnitude / unit);
-  out_.append(buf, r.ptr);
+  out.append(buf, r.ptr);
   if (decimals == 0) return;
-  out_.push_back('.');
+  out.push_back('.');
   uint64_t frac = magnitude % unit;
   char digits[9];
   for (int i = decimals - 1; i >= 0; --i, frac /= 10) digits[i] = static_cast<char>('0' + frac % 10);
-  out_.append(digits, static_cast<size_t>(decimals));
+  out.append(digits, static_cast<size_t>(decimals));
+}
+
+void JsonWriter::Scaled(int64_t value, int decimals) {
+  BeforeValue();
+  AppendJsonScaled(out_, value, decimals);
 }
 
 void JsonWriter::Float(float value) {

@@ -48,5 +48,8 @@ class JsonWriter {
 // escaping, nearly all of them, are appended whole): for JSON built from fixed pieces, such as a
 // log line whose keys never change.
 void AppendJsonString(std::string& out, std::string_view s);
+// The same for numbers: what JsonWriter::Int and JsonWriter::Scaled write.
+void AppendJsonInt(std::string& out, int64_t value);
+void AppendJsonScaled(std::string& out, int64_t value, int decimals);
 
 }  // namespace slipway::core

@@ -1,6 +1,5 @@
 #include "slipway/monitoring/request_log.h"
 
-#include <charconv>
 #include <chrono>
 #include <algorithm>
 #include <cstring>
@@ -85,24 +84,6 @@ IsoTime NowIso() {
   out.text[i++] = 'Z';
   out.size = i;
   return out;
-}
-
-void AppendInt(std::string& out, int64_t value) {
-  char buf[24];
-  const auto r = std::to_chars(buf, buf + sizeof(buf), value);
-  out.append(buf, r.ptr);
-}
-
-// Microseconds as milliseconds with three decimals: 1234 -> 1.234.
-void AppendMillis(std::string& out, uint64_t micros) {
-  char buf[32];
-  auto r = std::to_chars(buf, buf + sizeof(buf) - 4, micros / 1000);
-  const auto frac = static_cast<unsigned>(micros % 1000);
-  *r.ptr++ = '.';
-  *r.ptr++ = static_cast<char>('0' + frac / 100);
-  *r.ptr++ = static_cast<char>('0' + frac / 10 % 10);
-  *r.ptr++ = static_cast<char>('0' + frac % 10);
-  out.append(buf, r.ptr);
 }
 
 template <typename T>
@@ -275,21 +256,13 @@ size_t FirstLineAfter(const std::string& text, std::string_view cutoff) {
 // Appends the lines of `parts` (each in time order) to `out` in time order, and may leave parts
 // emptied. Runs of lines that come before every other part's next line are appended whole.
 void MergeByTime(std::vector<std::string>& parts, std::string& out) {
-  // A part alone (usually: one thread answers a model's requests) is in order already: it is
-  // handed over whole, not copied.
-  std::string* only = nullptr;
-  size_t filled = 0;
+  std::vector<std::pair<std::string*, size_t>> at;  // (part, offset of its next line)
   for (auto& p : parts) {
-    if (!p.empty()) {
-      ++filled;
-      only = &p;
-    }
-  }
-  if (filled == 1 && out.empty()) return out.swap(*only);
-  std::vector<std::pair<const std::string*, size_t>> at;  // (part, offset of its next line)
-  for (const auto& p : parts) {
     if (!p.empty()) at.emplace_back(&p, 0);
   }
+  // A part alone (usually: one thread answers a model's requests) is in order already: it is
+  // handed over whole, not copied.
+  if (at.size() == 1 && out.empty()) return out.swap(*at.front().first);
   while (!at.empty()) {
     if (at.size() == 1) {
       out.append(*at.front().first, at.front().second, std::string::npos);
@@ -460,7 +433,7 @@ void RequestLogger::Infer(core::InferRequest request, core::InferCallback done) 
     line.append(",\"model\":");
     core::AppendJsonString(line, model.view());
     line.append(",\"version\":");
-    AppendInt(line, version);
+    core::AppendJsonInt(line, version);
     line.append(",\"route\":");
     core::AppendJsonString(line, route.view());
     line.append(",\"status\":");
@@ -471,13 +444,13 @@ void RequestLogger::Infer(core::InferRequest request, core::InferCallback done) 
     }
     // Milliseconds to the microsecond.
     line.append(",\"total_ms\":");
-    AppendMillis(line, total_ns / 1000);
+    core::AppendJsonScaled(line, static_cast<int64_t>(total_ns / 1000), 3);
     line.append(",\"queue_ms\":");
-    AppendMillis(line, queue_us);
+    core::AppendJsonScaled(line, static_cast<int64_t>(queue_us), 3);
     line.append(",\"compute_ms\":");
-    AppendMillis(line, compute_us);
+    core::AppendJsonScaled(line, static_cast<int64_t>(compute_us), 3);
     line.append(",\"batch_rows\":");
-    AppendInt(line, rows);
+    core::AppendJsonInt(line, rows);
     line.push_back('}');
     EnqueueAccess(line);
   });
