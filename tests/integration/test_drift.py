@@ -234,3 +234,53 @@ def test_low_live_accuracy_calls_the_webhook(tmp_path):
     finally:
         lib.stop_ok(srv)
         listener.close()
+
+
+def test_rows_over_the_budget_are_left_out_and_counted(tmp_path):
+    # 50 rows a second (bursts of a second's worth); single-row requests sent as fast as one
+    # client goes: most are served but not observed, and both counts show.
+    config = ("max_batch_size: 64\nmonitoring:\n  drift:\n    reference: {first_rows: 50}\n"
+              "    window: {rows: 10}\n    outputs: false\n    max_rows_per_second: 50\n")
+    repo = make_repo(tmp_path, config=config)
+    srv = lib.start_live(repo, log_dir=tmp_path)
+    try:
+        sent = 400
+        rng = np.random.default_rng(8)
+        start = time.monotonic()
+        send_rows(srv.http_url, rng.normal(0, 1, size=(sent, 4)), batch=1)
+        elapsed = time.monotonic() - start
+        deadline = time.monotonic() + 30
+        while True:
+            d = drift(srv.http_url)
+            observed = d["reference_rows"] + d["windows"] * 10 + d["window_rows"]
+            if observed + d["rows_skipped"]["rate"] == sent or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert observed + d["rows_skipped"]["rate"] == sent, d
+        assert d["rows_skipped"]["sample"] == 0
+        assert d["reference_ready"] and observed >= 50, d
+        # a second's worth at once, then 50 a second (the clock it reads is coarse: a few ms)
+        assert observed <= 50 + 50 * (elapsed + 0.05) + 1, (observed, elapsed)
+        metrics = requests.get(srv.http_url + "/metrics", timeout=10).text
+        assert ('slipway_drift_rows_skipped_total{model="scale",reason="rate"} %d'
+                % d["rows_skipped"]["rate"]) in metrics
+        assert 'slipway_drift_rows_skipped_total{model="scale",reason="sample"} 0' in metrics
+    finally:
+        lib.stop_ok(srv)
+
+
+def test_a_bad_row_budget_is_refused_by_name(tmp_path):
+    config = ("max_batch_size: 64\nmonitoring:\n  drift:\n    reference: {first_rows: 50}\n"
+              "    max_rows_per_second: -3\n")
+    repo = make_repo(tmp_path, config=config)
+    srv = lib.start_live(repo, log_dir=tmp_path)
+    try:
+        deadline = time.monotonic() + 30
+        expected = "monitoring drift: max_rows_per_second must be 0 (no limit) or from 1 to 1e9, got -3"
+        while expected not in srv.log() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert expected in srv.log(), srv.log()[-2000:]
+        r = requests.get(srv.http_url + "/v2/models/scale/ready", timeout=10)
+        assert r.status_code != 200
+    finally:
+        lib.stop_ok(srv)

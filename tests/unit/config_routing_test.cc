@@ -105,6 +105,23 @@ TEST(ConfigRouting, FullExampleParsesIntoTheRightFields) {
   EXPECT_EQ(g.min_requests, 30);
 }
 
+TEST(ConfigRouting, DriftRowBudgetDefaultsOnAndCanBeLiftedOrRefused) {
+  const std::string drift = "monitoring:\n  drift:\n    reference: {first_rows: 100}\n";
+  const auto defaults = ParseConfigYaml(drift, "m");
+  ASSERT_TRUE(defaults.ok()) << defaults.status().ToString();
+  EXPECT_DOUBLE_EQ(defaults->monitoring.drift.max_rows_per_second, 5000);
+  EXPECT_DOUBLE_EQ(defaults->monitoring.drift.sample, 1.0);
+  const auto lifted = ParseConfigYaml(drift + "    max_rows_per_second: 0\n", "m");
+  ASSERT_TRUE(lifted.ok()) << lifted.status().ToString();
+  EXPECT_DOUBLE_EQ(lifted->monitoring.drift.max_rows_per_second, 0);
+  const auto set = ParseConfigYaml(drift + "    max_rows_per_second: 250\n", "m");
+  ASSERT_TRUE(set.ok()) << set.status().ToString();
+  EXPECT_DOUBLE_EQ(set->monitoring.drift.max_rows_per_second, 250);
+  for (const char* bad : {"-1", "0.5", ".nan", ".inf", "2e9"}) {
+    ExpectRefused(drift + "    max_rows_per_second: " + bad + "\n", {"max_rows_per_second"});
+  }
+}
+
 TEST(ConfigRouting, NoRoutingKeysMeansEmptyRouting) {
   const auto parsed = ParseConfigYaml("max_batch_size: 4\n", "m");
   ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();

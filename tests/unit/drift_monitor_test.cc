@@ -7,6 +7,7 @@
 #include <chrono>
 #include <random>
 #include <thread>
+#include <vector>
 
 #include "support/fake_service.h"
 
@@ -45,6 +46,7 @@ core::ModelConfig Config(double p_value) {
   d.window_rows = 200;
   d.p_value = p_value;
   d.outputs = false;
+  d.max_rows_per_second = 0;  // these tests send as fast as they can; every row counts
   return c;
 }
 
@@ -141,6 +143,120 @@ TEST(DriftMonitor, FeaturesFollowTheConfig) {
   EXPECT_TRUE(features[5].categorical);  // integer outputs are classes
   config.inputs[0].dims = {-1};
   EXPECT_EQ(DriftFeatures(config).size(), 1u);  // variable-length tensors are skipped
+}
+
+
+// Rows observed so far: the reference, the windows judged and the window being filled.
+uint64_t RowsObserved(const serving::DriftReport& r, const core::ModelConfig& c) {
+  return r.reference_rows + r.windows * static_cast<uint64_t>(c.monitoring.drift.window_rows) +
+         r.window_rows;
+}
+
+// Waits until the worker has taken in every row sent that was not left out.
+serving::DriftReport WaitForRows(DriftMonitor& monitor, const core::ModelConfig& c, uint64_t sent) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  serving::DriftReport last;
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto report = monitor.Drift("m");
+    if (report.ok()) {
+      last = *report;
+      if (RowsObserved(last, c) + last.rows_skipped_by_sample + last.rows_skipped_by_rate == sent) {
+        return last;
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ADD_FAILURE() << "rows observed " << RowsObserved(last, c) << " + skipped "
+                << last.rows_skipped_by_sample << " + " << last.rows_skipped_by_rate
+                << " never reached " << sent;
+  return last;
+}
+
+TEST(DriftMonitor, RowsOverTheRateAreLeftOutAndCounted) {
+  auto config = Config(0.01);
+  config.monitoring.drift.reference_rows = 100;
+  config.monitoring.drift.window_rows = 50;
+  config.monitoring.drift.max_rows_per_second = 100;
+  EchoService inner(config);
+  auto monitor = DriftMonitor::Create({&inner, 100000, {}}).value();
+  std::mt19937_64 rng(11);
+  constexpr uint64_t kRequests = 2000;
+  const auto start = std::chrono::steady_clock::now();
+  for (uint64_t i = 0; i < kRequests; ++i) Send(*monitor, rng, 1, 0);
+  const double elapsed_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const auto report = WaitForRows(*monitor, config, kRequests);
+  const uint64_t observed = RowsObserved(report, config);
+  // A second's worth at once, then 100 a second (the clock read is coarse: a few ms, so a
+  // little more); however slow this machine is, far fewer than were sent.
+  EXPECT_GE(observed, 100u);
+  EXPECT_LE(static_cast<double>(observed), 100 + 100 * (elapsed_s + 0.05) + 1);
+  EXPECT_EQ(report.rows_skipped_by_rate, kRequests - observed);
+  EXPECT_EQ(report.rows_skipped_by_sample, 0u);
+  EXPECT_TRUE(report.reference_ready);
+}
+
+TEST(DriftMonitor, RowsOutsideTheSampleAreLeftOutAndCounted) {
+  auto config = Config(0.01);
+  config.monitoring.drift.reference_rows = 100;
+  config.monitoring.drift.window_rows = 50;
+  config.monitoring.drift.sample = 0.25;
+  EchoService inner(config);
+  auto monitor = DriftMonitor::Create({&inner, 100000, {}}).value();
+  std::mt19937_64 rng(12);
+  constexpr uint64_t kRequests = 4000;
+  for (uint64_t i = 0; i < kRequests; ++i) Send(*monitor, rng, 1, 0);
+  const auto report = WaitForRows(*monitor, config, kRequests);
+  // Binomial(4000, 0.25): mean 1000, standard deviation about 27.
+  const uint64_t observed = RowsObserved(report, config);
+  EXPECT_GT(observed, 800u);
+  EXPECT_LT(observed, 1200u);
+  EXPECT_EQ(report.rows_skipped_by_sample, kRequests - observed);
+  EXPECT_EQ(report.rows_skipped_by_rate, 0u);
+}
+
+TEST(RowBudget, ASecondsWorthAtOnceThenTheRate) {
+  RowBudget budget(100);
+  const int64_t t0 = 5'000'000'000;
+  int admitted = 0;
+  for (int i = 0; i < 1000; ++i) admitted += budget.Admit(1, t0) ? 1 : 0;
+  EXPECT_EQ(admitted, 100);
+  admitted = 0;
+  for (int i = 0; i < 1000; ++i) admitted += budget.Admit(1, t0 + 500'000'000) ? 1 : 0;
+  EXPECT_EQ(admitted, 50);  // half a second earns half a second's worth
+  // A batch is admitted whole or not at all.
+  EXPECT_FALSE(budget.Admit(10, t0 + 550'000'000));
+  EXPECT_TRUE(budget.Admit(10, t0 + 600'000'000));
+}
+
+TEST(RowBudget, ZeroMeansNoLimit) {
+  RowBudget budget(0);
+  for (int i = 0; i < 100000; ++i) ASSERT_TRUE(budget.Admit(1000, 0));
+}
+
+TEST(RowBudget, ABatchLargerThanTheBurstIsTakenWhenTheBudgetIsFullAndPaidFor) {
+  RowBudget budget(100);
+  const int64_t t0 = 1'000'000'000;
+  EXPECT_TRUE(budget.Admit(500, t0));  // five seconds' worth, after a quiet spell
+  EXPECT_FALSE(budget.Admit(1, t0 + 3'900'000'000));  // still owes more than a second
+  EXPECT_TRUE(budget.Admit(1, t0 + 4'010'000'000));   // owes a second, with this row
+  EXPECT_FALSE(budget.Admit(500, t0 + 4'010'000'000));
+}
+
+TEST(RowBudget, ThreadsShareOneBudgetExactly) {
+  RowBudget budget(1000);
+  const int64_t now = 7'000'000'000;
+  std::atomic<int> admitted{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 5000; ++i) {
+        if (budget.Admit(1, now)) admitted.fetch_add(1);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(admitted.load(), 1000);
 }
 
 }  // namespace

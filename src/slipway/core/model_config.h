@@ -82,6 +82,8 @@ struct DriftConfig {
   int64_t max_features_per_tensor = 64;
   bool outputs = true;             // prediction drift as well
   double sample = 1.0;             // share of requests observed (a uniform sample of the traffic)
+  // Of those, at most this many rows a second on average (bursts of a second's worth); 0: all.
+  double max_rows_per_second = 5000;
 };
 
 // Where a call for retraining goes besides the log and the metrics.

@@ -205,15 +205,25 @@ bool DriftMonitor::SamePlan(const Plan& a, const Plan& b) {
          x.window_rows == y.window_rows && x.window_seconds == y.window_seconds &&
          x.p_value == y.p_value && x.psi == y.psi && x.categorical == y.categorical &&
          x.max_features_per_tensor == y.max_features_per_tensor && x.outputs == y.outputs &&
-         x.sample == y.sample;
+         x.sample == y.sample && x.max_rows_per_second == y.max_rows_per_second;
+}
+
+size_t DriftMonitor::ThreadShard() {
+  static std::atomic<size_t> next_shard{0};
+  thread_local const size_t shard = next_shard.fetch_add(1, std::memory_order_relaxed) % kShards;
+  return shard;
+}
+
+int64_t DriftMonitor::CoarseNowNs() {
+  // A coarse clock (a few ms) is plenty to tell when a second has passed, and far cheaper.
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
 }
 
 const DriftMonitor::Plan* DriftMonitor::PlanFor(const std::string& model) {
   static const Plan kOff;  // for names that are not models
-  // A coarse clock (a few ms) is plenty to tell when a second has passed, and far cheaper.
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-  const int64_t now = int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
+  const int64_t now = CoarseNowNs();
   constexpr int64_t kRecheckNs = 1000000000;  // a model's config is looked at again after 1 s
   const auto fresh = [now](const Plan* p) {
     return now - p->checked_ns.load(std::memory_order_relaxed) < kRecheckNs;
@@ -258,6 +268,12 @@ const DriftMonitor::Plan* DriftMonitor::PlanFor(const std::string& model) {
     }
   }
   std::lock_guard<std::mutex> lock(plans_mu_);
+  if (plan->enabled) {
+    plan->budget = std::make_unique<RowBudget>(plan->config.monitoring.drift.max_rows_per_second);
+    auto& skipped = skipped_[model];
+    if (skipped == nullptr) skipped = std::make_unique<Skipped>();
+    plan->skipped = skipped.get();
+  }
   auto table = plans_.Load();
   auto it = table->find(model);
   if (it != table->end() && SamePlan(*it->second, *plan)) {
@@ -277,10 +293,7 @@ const DriftMonitor::Plan* DriftMonitor::PlanFor(const std::string& model) {
 
 void DriftMonitor::Infer(core::InferRequest request, core::InferCallback done) {
   const Plan* plan = PlanFor(request.model_name);
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  const double sample = plan->enabled ? plan->config.monitoring.drift.sample : 0;
-  if (!plan->enabled || plan->features.empty() ||
-      (sample < 1 && std::uniform_real_distribution<double>(0, 1)(rng) >= sample)) {
+  if (!plan->enabled || plan->features.empty()) {
     return inner_->Infer(std::move(request), std::move(done));
   }
   int64_t batch_rows = 1;
@@ -289,6 +302,17 @@ void DriftMonitor::Infer(core::InferRequest request, core::InferCallback done) {
     batch_rows = request.inputs.front().shape()[0];
   }
   const auto rows = static_cast<size_t>(std::max<int64_t>(batch_rows, 0));
+  // The random sample first, then the budget: the budget is spent only on sampled rows.
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  const double sample = plan->config.monitoring.drift.sample;
+  if (sample < 1 && std::uniform_real_distribution<double>(0, 1)(rng) >= sample) {
+    (*plan->skipped)[ThreadShard()].by_sample.fetch_add(rows, std::memory_order_relaxed);
+    return inner_->Infer(std::move(request), std::move(done));
+  }
+  if (!plan->budget->Admit(rows, CoarseNowNs())) {
+    (*plan->skipped)[ThreadShard()].by_rate.fetch_add(rows, std::memory_order_relaxed);
+    return inner_->Infer(std::move(request), std::move(done));
+  }
   // Inputs borrowed from the frontend's buffer stay valid until the answer is passed on, so
   // their features are read then, with the outputs': nothing is copied now or carried with the
   // request but a view per tensor. The values are queued after the answer has been passed on,
@@ -328,9 +352,7 @@ void DriftMonitor::Infer(core::InferRequest request, core::InferCallback done) {
 template <typename Fill>
 void DriftMonitor::Push(const Plan& plan, int64_t version, size_t rows, Fill&& fill) {
   // Each thread keeps to one queue, so request threads do not contend for a lock.
-  static std::atomic<size_t> next_shard{0};
-  thread_local const size_t shard = next_shard.fetch_add(1, std::memory_order_relaxed) % kShards;
-  Shard& q = shards_[shard];
+  Shard& q = shards_[ThreadShard()];
   bool wake = false;
   {
     std::lock_guard<std::mutex> lock(q.mu);
@@ -727,20 +749,33 @@ void DriftMonitor::Judge(const std::string& model, State& state) {
 }
 
 Result<serving::DriftReport> DriftMonitor::Drift(const std::string& model) const {
+  serving::DriftReport report;
+  bool found = false;
   {
     std::lock_guard<std::mutex> lock(reports_mu_);
     auto it = reports_.find(model);
-    if (it != reports_.end()) return it->second;
+    if (it != reports_.end()) {
+      report = it->second;
+      found = true;
+    }
   }
-  auto config = inner_->GetModelConfig(model, 0);
-  if (!config.ok()) return config.status();
-  if (!config->monitoring.drift.enabled) {
-    return Status::NotFound("model '" + model + "' has no drift detection; add `monitoring: "
-                            "{drift: ...}` to its config");
+  if (!found) {
+    auto config = inner_->GetModelConfig(model, 0);
+    if (!config.ok()) return config.status();
+    if (!config->monitoring.drift.enabled) {
+      return Status::NotFound("model '" + model + "' has no drift detection; add `monitoring: "
+                              "{drift: ...}` to its config");
+    }
+    report.model = model;
   }
-  serving::DriftReport empty;
-  empty.model = model;
-  return empty;
+  std::lock_guard<std::mutex> lock(plans_mu_);
+  if (auto it = skipped_.find(model); it != skipped_.end()) {
+    for (const SkippedShard& shard : *it->second) {
+      report.rows_skipped_by_sample += shard.by_sample.load(std::memory_order_relaxed);
+      report.rows_skipped_by_rate += shard.by_rate.load(std::memory_order_relaxed);
+    }
+  }
+  return report;
 }
 
 std::vector<std::string> DriftMonitor::DriftModels() const {

@@ -8,6 +8,10 @@
 // drifts when a feature's p-value is below p_value / features (Bonferroni, so a model raises a
 // false alarm in about p_value of its windows) or its PSI exceeds the PSI bound.
 //
+// A model observes a uniform `sample` of its requests, and of those at most `max_rows_per_second`
+// rows (bursts of a second's worth), so detection costs what that many rows cost however busy
+// the model gets; the rows left out are counted by reason.
+//
 // The request path only copies the chosen values into bounded per-thread queues (dropped and
 // counted when full), taking no lock another request thread holds and allocating nothing for
 // rows of up to kInlineValues values; a worker thread drains them, fills windows, computes the
@@ -29,6 +33,7 @@
 
 #include "slipway/core/snapshot.h"
 #include "slipway/core/instance_id.h"
+#include "slipway/monitoring/row_budget.h"
 #include "slipway/serving/drift_source.h"
 #include "slipway/serving/forwarding_service.h"
 #include "slipway/serving/inference_service.h"
@@ -75,6 +80,14 @@ class DriftMonitor : public serving::ForwardingService, public serving::DriftSou
     int64_t per_row = -1;  // elements per batch row; -1 when the config leaves a dimension open
     std::vector<std::pair<size_t, size_t>> members;  // (feature index, element in the row)
   };
+  static constexpr size_t kShards = 8;  // per-thread queues and counters
+  // Rows a model's requests carried that drift detection left out, per sending thread's shard
+  // (so threads do not share a counter), for as long as the monitor lives.
+  struct alignas(64) SkippedShard {
+    std::atomic<uint64_t> by_sample{0};  // not in the random sample
+    std::atomic<uint64_t> by_rate{0};    // over max_rows_per_second
+  };
+  using Skipped = std::array<SkippedShard, kShards>;
   // What to observe of a model's requests. A plan lives as long as the monitor (so requests in
   // flight hold a plain pointer, not a shared count every thread would write); a new one is made
   // only when the model's monitoring settings or tensors change.
@@ -86,6 +99,8 @@ class DriftMonitor : public serving::ForwardingService, public serving::DriftSou
     std::vector<TensorFeatures> tensors;  // the features grouped by tensor, in feature order
     // When the model's config was last checked against this plan (steady clock, ns).
     mutable std::atomic<int64_t> checked_ns{0};
+    std::unique_ptr<RowBudget> budget;  // max_rows_per_second (enabled plans only)
+    Skipped* skipped = nullptr;         // the model's, kept in skipped_ (enabled plans only)
   };
   // One observation waiting for the worker; its rows x features values (row-major) follow those
   // of the observations before it in the queue's `values`.
@@ -100,7 +115,6 @@ class DriftMonitor : public serving::ForwardingService, public serving::DriftSou
     std::vector<Pending> items;   // guarded by mu
     std::vector<double> values;   // guarded by mu
   };
-  static constexpr size_t kShards = 8;
   // A request's values travel with it inline up to this many (rows x features), on the heap beyond.
   static constexpr size_t kInlineValues = 64;
   class Values {
@@ -141,6 +155,8 @@ class DriftMonitor : public serving::ForwardingService, public serving::DriftSou
 
   explicit DriftMonitor(Options options);  // in the .cc, where State is complete
   const Plan* PlanFor(const std::string& model);
+  static size_t ThreadShard();     // the calling thread's queue and counters
+  static int64_t CoarseNowNs();    // steady, to a few ms
   void WorkerLoop();
   // The state of `plan`'s model, made (or remade when its features changed) as needed; null
   // when the plan is switched off. Worker thread only.
@@ -153,9 +169,10 @@ class DriftMonitor : public serving::ForwardingService, public serving::DriftSou
   // Tells this object's entries in per-thread caches from those of one that lived at the same
   // address before.
   const uint64_t instance_ = core::NextInstanceId();
-  std::mutex plans_mu_;  // serialises refreshes of plans_ and kept_
+  mutable std::mutex plans_mu_;  // serialises refreshes of plans_ and kept_; guards skipped_
   core::Snapshot<std::map<std::string, const Plan*>> plans_;  // the current plans, read lock-free
   std::vector<std::unique_ptr<Plan>> kept_;  // every plan made (guarded by plans_mu_)
+  std::map<std::string, std::unique_ptr<Skipped>> skipped_;  // per model (guarded by plans_mu_)
   Shard shards_[kShards];
   std::mutex queue_mu_;
   std::condition_variable queue_cv_;

@@ -154,6 +154,9 @@ std::string MetricsExporter::RenderMetrics() const {
     out.Family("slipway_model_drifting", "gauge", "1 when the last judged window drifted");
     out.Family("slipway_drift_windows_total", "counter", "Windows judged for drift");
     out.Family("slipway_drift_drifting_windows_total", "counter", "Windows judged to drift");
+    out.Family("slipway_drift_rows_skipped_total", "counter",
+               "Rows that drift detection left out, by reason: sample (not in the configured "
+               "random share) or rate (over max_rows_per_second)");
     out.Family("slipway_drift_p_value", "gauge", "P-value of the last window's test per feature");
     out.Family("slipway_drift_statistic", "gauge",
                "Kolmogorov-Smirnov D or chi-squared statistic of the last window per feature");
@@ -167,6 +170,10 @@ std::string MetricsExporter::RenderMetrics() const {
       out.Sample("slipway_drift_windows_total", m, static_cast<double>(report->windows));
       out.Sample("slipway_drift_drifting_windows_total", m,
                  static_cast<double>(report->drifting_windows));
+      out.Sample("slipway_drift_rows_skipped_total", Labels{{"model", name}, {"reason", "sample"}},
+                 static_cast<double>(report->rows_skipped_by_sample));
+      out.Sample("slipway_drift_rows_skipped_total", Labels{{"model", name}, {"reason", "rate"}},
+                 static_cast<double>(report->rows_skipped_by_rate));
       for (const auto& f : report->features) {
         const Labels l{{"model", name}, {"feature", f.name}, {"test", f.test}};
         out.Sample("slipway_drift_p_value", l, f.p_value);

@@ -5,6 +5,7 @@
 #include <cctype>
 #include <charconv>
 #include <set>
+#include <sstream>
 
 #include "slipway/repository/model_repository.h"
 #include "slipway/repository/predict_config_yaml.h"
@@ -317,7 +318,8 @@ Result<core::ModelConfig> ParseYamlNode(const YAML::Node& root, const std::strin
       if (!d.IsNull()) {
         RETURN_IF_ERROR(CheckKeys(d,
                                   {"reference", "window", "p_value", "psi", "categorical",
-                                   "max_features_per_tensor", "outputs", "sample"},
+                                   "max_features_per_tensor", "outputs", "sample",
+                                   "max_rows_per_second"},
                                   where + " monitoring drift"));
         if (const YAML::Node r = d["reference"]) {
           RETURN_IF_ERROR(CheckKeys(r, {"file", "first_rows"}, where + " monitoring drift reference"));
@@ -337,6 +339,9 @@ Result<core::ModelConfig> ParseYamlNode(const YAML::Node& root, const std::strin
         }
         if (d["outputs"]) dc.outputs = d["outputs"].as<bool>();
         if (d["sample"]) dc.sample = d["sample"].as<double>();
+        if (d["max_rows_per_second"]) {
+          dc.max_rows_per_second = d["max_rows_per_second"].as<double>();
+        }
       }
       if (dc.reference_file.empty() == (dc.reference_rows <= 0)) {
         return Status::InvalidArgument(where + " monitoring drift: give exactly one reference, "
@@ -347,10 +352,24 @@ Result<core::ModelConfig> ParseYamlNode(const YAML::Node& root, const std::strin
         return Status::InvalidArgument(where + " monitoring drift: the reference file must be "
                                        "inside the model's folder");
       }
-      if (dc.window_rows < 10 || dc.window_seconds < 0 || dc.p_value <= 0 || dc.p_value >= 1 ||
-          dc.psi <= 0 || dc.max_features_per_tensor < 1 || dc.sample <= 0 || dc.sample > 1) {
-        return Status::InvalidArgument(where + " monitoring drift: window rows >= 10, seconds >= 0, "
-                                       "0 < p_value < 1, psi > 0, max_features_per_tensor >= 1, 0 < sample <= 1");
+      // Each setting is checked on its own, so the refusal names the one at fault.
+      const auto bad = [&](const std::string& key, const std::string& rule, double got) {
+        std::ostringstream message;
+        message << where << " monitoring drift: " << key << " must be " << rule << ", got " << got;
+        return Status::InvalidArgument(message.str());
+      };
+      if (dc.window_rows < 10) return bad("window rows", "at least 10", static_cast<double>(dc.window_rows));
+      if (!(dc.window_seconds >= 0)) return bad("window seconds", "0 or more", dc.window_seconds);
+      if (!(dc.p_value > 0 && dc.p_value < 1)) return bad("p_value", "between 0 and 1", dc.p_value);
+      if (!(dc.psi > 0)) return bad("psi", "above 0", dc.psi);
+      if (dc.max_features_per_tensor < 1) {
+        return bad("max_features_per_tensor", "at least 1",
+                   static_cast<double>(dc.max_features_per_tensor));
+      }
+      if (!(dc.sample > 0 && dc.sample <= 1)) return bad("sample", "above 0 and at most 1", dc.sample);
+      if (!(dc.max_rows_per_second == 0 ||
+            (dc.max_rows_per_second >= 1 && dc.max_rows_per_second <= 1e9))) {
+        return bad("max_rows_per_second", "0 (no limit) or from 1 to 1e9", dc.max_rows_per_second);
       }
     }
     if (const YAML::Node rt = mon["retrain"]) {

@@ -27,6 +27,8 @@ struct DriftReport {
   uint64_t reference_rows = 0;
   bool reference_ready = false;
   uint64_t window_rows = 0;    // rows in the window being filled now
+  uint64_t rows_skipped_by_sample = 0;  // rows left out of the random sample (drift `sample`)
+  uint64_t rows_skipped_by_rate = 0;    // rows left out over max_rows_per_second
   uint64_t windows = 0;        // windows judged so far
   uint64_t drifting_windows = 0;
   bool drifting = false;       // the last judged window drifted

@@ -74,6 +74,13 @@ std::string DriftJson(const serving::DriftReport& r) {
   w.Uint(r.reference_rows);
   w.Key("window_rows");
   w.Uint(r.window_rows);
+  w.Key("rows_skipped");
+  w.StartObject();
+  w.Key("sample");
+  w.Uint(r.rows_skipped_by_sample);
+  w.Key("rate");
+  w.Uint(r.rows_skipped_by_rate);
+  w.EndObject();
   w.Key("windows");
   w.Uint(r.windows);
   w.Key("drifting_windows");
