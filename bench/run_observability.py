@@ -34,9 +34,9 @@ DRIFT_CONFIG = """monitoring:
 """
 ALL_CONFIG = DRIFT_CONFIG + """  feedback: {window: 1000}
 """
-# The same drift detection observing a tenth of the requests (a window then closes every 20000
-# requests rather than every 2000): the trade a busy model's owner can make.
-SAMPLED_CONFIG = DRIFT_CONFIG + """    sample: 0.1
+# The same drift detection without its default row budget (max_rows_per_second: 5000): every
+# request observed, however many a second.
+EVERY_ROW_CONFIG = DRIFT_CONFIG + """    max_rows_per_second: 0
 """
 
 # label -> (config appended to the model's config.yaml, server flags given a work folder)
@@ -45,11 +45,12 @@ SETUPS = {
     # The same as "off", a second server: how far two identical servers' figures lie apart here
     # (an A/A control), the resolution of the comparison.
     "off-again": ("", lambda work: []),
-    # What the issue names: metrics (scraped every second), the access log and drift detection.
+    # What the issue names: metrics (scraped every second), the access log and drift detection
+    # with its default settings.
     "on": (DRIFT_CONFIG, lambda work: ["--access-log", os.path.join(work, "access-on.jsonl")]),
-    # "on" with drift detection observing 10% of requests.
-    "on-sampled": (SAMPLED_CONFIG,
-                   lambda work: ["--access-log", os.path.join(work, "access-sampled.jsonl")]),
+    # "on" with drift detection observing every request (no row budget).
+    "on-every-row": (EVERY_ROW_CONFIG,
+                     lambda work: ["--access-log", os.path.join(work, "access-every.jsonl")]),
     # Everything: also the payload log and ground-truth tracking.
     "all": (ALL_CONFIG, lambda work: ["--access-log", os.path.join(work, "access-all.jsonl"),
                                       "--payload-log-dir", os.path.join(work, "payloads"),
@@ -113,6 +114,16 @@ def dropped(port):
     return total
 
 
+def drift_rows(port):
+    """(rows drift detection observed, rows it left out) so far, from /v2/models/<m>/drift."""
+    status, body = rf.http_get(port, "/v2/models/%s/drift" % MODEL, timeout=10)
+    if status != 200:
+        return None
+    d = json.loads(body)
+    observed = d["reference_rows"] + d["windows"] * 2000 + d["window_rows"]
+    return observed, d["rows_skipped"]["sample"] + d["rows_skipped"]["rate"]
+
+
 def run_micro(binary):
     """Each link's own cost per request, in process (bench/observability_micro.cc): rows of
     (name, threads, ns of wall time, ns of process CPU, drift observations dropped)."""
@@ -171,6 +182,9 @@ def main():
                 # What the bounded queues dropped (drift observations, log lines): a figure
                 # bought by dropping work would not count.
                 point["dropped"] = dropped(server.http_port)
+                rows = drift_rows(server.http_port) if not label.startswith("off") else None
+                if rows is not None:
+                    point["drift_rows_observed"], point["drift_rows_skipped"] = rows
                 results[label].append(point)
                 print("round %d %-9s %9.0f infer/s  p50 %7.0f us  p99 %7.0f us  errors %d"
                       % (r + 1, label, point["throughput_rps"], point["p50_us"], point["p99_us"],
@@ -191,6 +205,12 @@ def main():
             "errors": sum(p["errors"] for p in points),
             "dropped": sum(p.get("dropped", 0) for p in points),
         }
+        seen = [(p["drift_rows_observed"], p["drift_rows_skipped"]) for p in points
+                if "drift_rows_observed" in p]
+        if seen:
+            summary[label]["drift_share_observed"] = statistics.median(
+                o / (o + k) for o, k in seen if o + k > 0)
+            summary[label]["drift_rows_observed"] = statistics.median(o for o, _ in seen)
     # Each round ran the setups back to back, so a ratio within a round cancels what drifts
     # between rounds (other load, clock); the headline is the median of those paired ratios.
     def paired(label):
@@ -230,9 +250,12 @@ def main():
         "from \"off\" is the resolution of these comparisons on this machine.",
         "- **on** (what the issue names): /metrics scraped every second, the access log of every "
         "request (a file), and drift detection on every input and output feature (33 features, "
-        "2000-row reference and windows, observing every request: the default `sample: 1.0`).",
-        "- **on-sampled**: \"on\" with drift detection observing a random 10% of requests "
-        "(`sample: 0.1`), the setting a busy model's owner can choose.",
+        "2000-row reference and windows) with its default settings: every request is a candidate "
+        "(`sample: 1.0`), and at most 5000 rows a second are observed "
+        "(`max_rows_per_second: 5000`, bursts of a second's worth), so the first 5000 requests "
+        "of a round are all observed and then 5000 a second.",
+        "- **on-every-row**: \"on\" with `max_rows_per_second: 0`: drift detection observes "
+        "every request, however many a second.",
         "- **all**: \"on\" plus the payload log (1% sample) and ground-truth tracking of every answer.",
         "",
         "| | throughput (infer/s) | p50 (µs) | p99 (µs) | errors | throughput against off |",
@@ -247,18 +270,26 @@ def main():
     lost = sum(p.get("dropped", 0) for points in results.values() for p in points)
     lines += ["", "Drift observations and log lines dropped by the bounded queues, all setups and "
               "rounds together: %d." % lost]
-    on, everything = ratios["on"], ratios["all"]
+    lines += ["", "Rows drift detection observed, of all the requests a server served in its round "
+              "(warm-up included; medians of the rounds):", ""]
+    for label in labels:
+        if "drift_share_observed" in summary[label]:
+            lines.append("- %s: %.1f%% (%.0f rows in %.1f s of load)"
+                         % (label, 100 * summary[label]["drift_share_observed"],
+                            summary[label]["drift_rows_observed"], args.warmup + args.duration))
+    on, everything, every = ratios["on"], ratios["all"], ratios["on-every-row"]
     lines += ["",
               "Throughput with the issue's observability on: **%.1f%%** of off (target: within 5%%), "
               "the median of the %d rounds' on/off ratios (lowest %.1f%%, highest %.1f%%; the ratio "
-              "of the two medians: %.1f%%). With everything on: %.1f%% (ratio of medians %.1f%%). "
+              "of the two medians: %.1f%%). With drift detection observing every request: %.1f%% "
+              "(ratio of medians %.1f%%). With everything on: %.1f%% (ratio of medians %.1f%%). "
               "The A/A control (a second \"off\" server against the first): %.1f%% (quartiles "
-              "%.1f%%–%.1f%%). With drift detection sampling 10%% of requests: %.1f%%."
+              "%.1f%%–%.1f%%)."
               % (100 * on["median"], len(on["ratios"]), 100 * on["min"], 100 * on["max"],
-                 100 * on["ratio_of_medians"], 100 * everything["median"],
+                 100 * on["ratio_of_medians"], 100 * every["median"],
+                 100 * every["ratio_of_medians"], 100 * everything["median"],
                  100 * everything["ratio_of_medians"], 100 * ratios["off-again"]["median"],
-                 100 * ratios["off-again"]["q1"], 100 * ratios["off-again"]["q3"],
-                 100 * ratios["on-sampled"]["median"]), ""]
+                 100 * ratios["off-again"]["q1"], 100 * ratios["off-again"]["q3"]), ""]
     if micro:
         lines += ["## Each link's own cost, in process",
                   "",
