@@ -308,7 +308,9 @@ def main():
                   "so its queue drops observations and those rows understate the worker's share. "
                   "DriftVariedPaced sends varied requests and waits, asleep, for each window's "
                   "judgement: its CPU figure is drift detection's whole cost per request on "
-                  "varied values (its wall time includes the waits)."]
+                  "varied values (its wall time includes the waits). These rows observe every "
+                  "request (`max_rows_per_second: 0`). DriftOverBudget is a model over its row "
+                  "budget: what a request that drift detection leaves out costs."]
         lines.append("")
     with open(os.path.join(args.output_dir, "observability.md"), "w") as f:
         f.write("\n".join(lines))
