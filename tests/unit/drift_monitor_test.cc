@@ -172,47 +172,54 @@ serving::DriftReport WaitForRows(DriftMonitor& monitor, const core::ModelConfig&
   return last;
 }
 
-TEST(DriftMonitor, RowsOverTheRateAreLeftOutAndCounted) {
-  auto config = Config(0.01);
-  config.monitoring.drift.reference_rows = 100;
-  config.monitoring.drift.window_rows = 50;
-  config.monitoring.drift.max_rows_per_second = 100;
-  EchoService inner(config);
+// What `n` single-row requests, sent as fast as this thread goes, left in a monitor with a
+// 100-row reference and 50-row windows (`tune` changes the config first).
+struct Sent {
+  core::ModelConfig config;
+  serving::DriftReport report;
+  uint64_t observed = 0;
+  double elapsed_s = 0;  // sending them took
+};
+template <typename Tune>
+Sent SendSingleRows(uint64_t n, uint64_t seed, Tune&& tune) {
+  Sent out;
+  out.config = Config(0.01);
+  out.config.monitoring.drift.reference_rows = 100;
+  out.config.monitoring.drift.window_rows = 50;
+  tune(out.config.monitoring.drift);
+  EchoService inner(out.config);
   auto monitor = DriftMonitor::Create({&inner, 100000, {}}).value();
-  std::mt19937_64 rng(11);
-  constexpr uint64_t kRequests = 2000;
+  std::mt19937_64 rng(seed);
   const auto start = std::chrono::steady_clock::now();
-  for (uint64_t i = 0; i < kRequests; ++i) Send(*monitor, rng, 1, 0);
-  const double elapsed_s =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  const auto report = WaitForRows(*monitor, config, kRequests);
-  const uint64_t observed = RowsObserved(report, config);
+  for (uint64_t i = 0; i < n; ++i) Send(*monitor, rng, 1, 0);
+  out.elapsed_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  out.report = WaitForRows(*monitor, out.config, n);
+  out.observed = RowsObserved(out.report, out.config);
+  return out;
+}
+
+TEST(DriftMonitor, RowsOverTheRateAreLeftOutAndCounted) {
+  constexpr uint64_t kRequests = 2000;
+  const Sent sent = SendSingleRows(kRequests, 11, [](core::DriftConfig& d) {
+    d.max_rows_per_second = 100;
+  });
   // A second's worth at once, then 100 a second (the clock read is coarse: a few ms, so a
   // little more); however slow this machine is, far fewer than were sent.
-  EXPECT_GE(observed, 100u);
-  EXPECT_LE(static_cast<double>(observed), 100 + 100 * (elapsed_s + 0.05) + 1);
-  EXPECT_EQ(report.rows_skipped_by_rate, kRequests - observed);
-  EXPECT_EQ(report.rows_skipped_by_sample, 0u);
-  EXPECT_TRUE(report.reference_ready);
+  EXPECT_GE(sent.observed, 100u);
+  EXPECT_LE(static_cast<double>(sent.observed), 100 + 100 * (sent.elapsed_s + 0.05) + 1);
+  EXPECT_EQ(sent.report.rows_skipped_by_rate, kRequests - sent.observed);
+  EXPECT_EQ(sent.report.rows_skipped_by_sample, 0u);
+  EXPECT_TRUE(sent.report.reference_ready);
 }
 
 TEST(DriftMonitor, RowsOutsideTheSampleAreLeftOutAndCounted) {
-  auto config = Config(0.01);
-  config.monitoring.drift.reference_rows = 100;
-  config.monitoring.drift.window_rows = 50;
-  config.monitoring.drift.sample = 0.25;
-  EchoService inner(config);
-  auto monitor = DriftMonitor::Create({&inner, 100000, {}}).value();
-  std::mt19937_64 rng(12);
   constexpr uint64_t kRequests = 4000;
-  for (uint64_t i = 0; i < kRequests; ++i) Send(*monitor, rng, 1, 0);
-  const auto report = WaitForRows(*monitor, config, kRequests);
+  const Sent sent = SendSingleRows(kRequests, 12, [](core::DriftConfig& d) { d.sample = 0.25; });
   // Binomial(4000, 0.25): mean 1000, standard deviation about 27.
-  const uint64_t observed = RowsObserved(report, config);
-  EXPECT_GT(observed, 800u);
-  EXPECT_LT(observed, 1200u);
-  EXPECT_EQ(report.rows_skipped_by_sample, kRequests - observed);
-  EXPECT_EQ(report.rows_skipped_by_rate, 0u);
+  EXPECT_GT(sent.observed, 800u);
+  EXPECT_LT(sent.observed, 1200u);
+  EXPECT_EQ(sent.report.rows_skipped_by_sample, kRequests - sent.observed);
+  EXPECT_EQ(sent.report.rows_skipped_by_rate, 0u);
 }
 
 TEST(RowBudget, ASecondsWorthAtOnceThenTheRate) {
