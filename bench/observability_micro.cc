@@ -111,11 +111,12 @@ const std::vector<std::string>& VariedInputs() {
 }
 
 void Send(serving::InferenceService& service, benchmark::State& state,
-          const std::string& model = "m") {
+          const std::string& model = "m",
+          const std::string& id = "0f8e2c1a-6b4d-4f7e-9a3b-5c2d1e0f9a8b") {
   for (auto _ : state) {
     core::InferRequest request;
     request.model_name = model;
-    request.id = "0f8e2c1a-6b4d-4f7e-9a3b-5c2d1e0f9a8b";
+    request.id = id;
     request.inputs.push_back(
         core::Tensor::Borrowed("x", core::DataType::kFp32, {1, kFeatures}, InputBytes()));
     service.Infer(std::move(request), [&state](core::Result<core::InferResponse> r) {
@@ -212,6 +213,16 @@ void BM_Feedback(benchmark::State& state) {
   Send(*tracker, state);
 }
 
+// As in the server: requests come without an id, the tracker gives each a new one, and every
+// answer takes a slot of the ring of remembered answers (100000 by default), as live traffic
+// does. (BM_Feedback's fixed id keeps replacing one entry.)
+void BM_FeedbackNewIds(benchmark::State& state) {
+  monitoring::FeedbackTracker::Options o;
+  o.inner = &Answers();
+  static auto tracker = monitoring::FeedbackTracker::Create(o).value();
+  Send(*tracker, state, "m", /*id=*/"");
+}
+
 }  // namespace
 
 BENCHMARK(BM_PassThrough)->ThreadRange(1, 2)->MeasureProcessCPUTime()->UseRealTime();
@@ -221,4 +232,5 @@ BENCHMARK(BM_DriftVariedPaced)->MeasureProcessCPUTime()->UseRealTime();
 BENCHMARK(BM_DriftOverBudget)->ThreadRange(1, 2)->MeasureProcessCPUTime()->UseRealTime();
 BENCHMARK(BM_AccessLogAndDrift)->ThreadRange(1, 2)->MeasureProcessCPUTime()->UseRealTime();
 BENCHMARK(BM_Feedback)->ThreadRange(1, 2)->MeasureProcessCPUTime()->UseRealTime();
+BENCHMARK(BM_FeedbackNewIds)->ThreadRange(1, 2)->MeasureProcessCPUTime()->UseRealTime();
 BENCHMARK_MAIN();

@@ -44,18 +44,24 @@ class LabelService : public testing_support::FakeService {
   }
 };
 
-void Send(FeedbackTracker& tracker, const std::string& id, int64_t label) {
+// One request of one row per label (a batch when there are several).
+void SendRows(FeedbackTracker& tracker, const std::string& id, const std::vector<int64_t>& labels) {
   core::InferRequest request;
   request.id = id;
   request.model_name = "m";
-  std::string bytes(reinterpret_cast<const char*>(&label), sizeof(label));
-  request.inputs.push_back(core::Tensor::Owned("x", core::DataType::kInt64, {1, 1}, bytes));
+  std::string bytes(reinterpret_cast<const char*>(labels.data()), labels.size() * sizeof(int64_t));
+  request.inputs.push_back(core::Tensor::Owned(
+      "x", core::DataType::kInt64, {static_cast<int64_t>(labels.size()), 1}, bytes));
   bool answered = false;
   tracker.Infer(std::move(request), [&](core::Result<core::InferResponse> r) {
     ASSERT_TRUE(r.ok());
     answered = true;
   });
   ASSERT_TRUE(answered);
+}
+
+void Send(FeedbackTracker& tracker, const std::string& id, int64_t label) {
+  SendRows(tracker, id, {label});
 }
 
 std::unique_ptr<FeedbackTracker> Make(LabelService& inner, size_t max_tracked) {
@@ -145,6 +151,42 @@ TEST(FeedbackTrackerTest, MatchesAReferenceModelUnderChurn) {
     EXPECT_EQ(result->applied, expected) << "round " << round;
     EXPECT_EQ(result->unknown_ids.size(), items.size() - expected);
   }
+}
+
+// Ids short enough to be kept in the slot and longer ones, single rows and batches, and slots
+// reused by answers of another kind: each answer is found under its own id with its own rows.
+TEST(FeedbackTrackerTest, IdsOfAnyLengthAndBatchesKeepTheirOwnRows) {
+  LabelService inner;
+  auto tracker = Make(inner, 3);
+  const std::string at_limit(47, 'a'), over(48, 'b'), long_id(300, 'c');
+  for (const std::string& first : {at_limit, over, long_id}) {
+    SendRows(*tracker, first, {1, 0, 1});  // a batch of three rows
+    SendRows(*tracker, "s", {0});
+    SendRows(*tracker, first + "!", {1});
+    // The batch's rows, in order: two right, one wrong.
+    auto r = tracker->Feedback("m", {{first, {1.0, 0.0, 0.0}}, {first + "!", {1.0}}});
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(r->applied, 2u);
+    EXPECT_TRUE(r->unknown_ids.empty());
+    // The three slots are taken over by short ids and single rows: the long answers are gone.
+    for (const char* id : {"x", "y", "z"}) Send(*tracker, id, 1);
+    auto gone = tracker->Feedback("m", {{first, {1.0, 0.0, 1.0}}, {"s", {0.0}}, {"z", {1.0}}});
+    ASSERT_TRUE(gone.ok());
+    EXPECT_EQ(gone->applied, 1u);
+    EXPECT_EQ(gone->unknown_ids, (std::vector<std::string>{first, "s"}));
+  }
+  // A single row in a slot that held a batch has one row: three values are refused.
+  SendRows(*tracker, "batch", {1, 1, 1});
+  for (const char* id : {"p", "q", "single"}) Send(*tracker, id, 1);
+  auto refused = tracker->Feedback("m", {{"single", {1.0, 1.0, 1.0}}});
+  EXPECT_FALSE(refused.ok());
+  auto accuracy = tracker->Accuracy("m");
+  ASSERT_TRUE(accuracy.ok());
+  ASSERT_EQ(accuracy->size(), 1u);
+  // Three times: the batch's 3 rows (2 right), the "!" row and the "z" row (both right).
+  EXPECT_EQ((*accuracy)[0].feedback, 15u);
+  ASSERT_TRUE((*accuracy)[0].accuracy.has_value());
+  EXPECT_DOUBLE_EQ(*(*accuracy)[0].accuracy, 12.0 / 15.0);
 }
 
 }  // namespace

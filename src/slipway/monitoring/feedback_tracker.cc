@@ -64,14 +64,14 @@ FeedbackTracker::Settings FeedbackTracker::SettingsFor(const std::string& model)
   return s;
 }
 
-FeedbackTracker::Tracked* FeedbackTracker::FindLocked(const std::string& id) {
+FeedbackTracker::Tracked* FeedbackTracker::FindLocked(std::string_view id) {
   if (index_.empty()) return nullptr;
-  const uint64_t key = std::hash<std::string>{}(id);
+  const uint64_t key = std::hash<std::string_view>{}(id);
   const size_t mask = index_.size() - 1;
   for (size_t i = key & mask; index_[i].used; i = (i + 1) & mask) {
     if (index_[i].key != key) continue;
     Tracked& t = ring_[index_[i].slot];
-    if (t.id == id) return &t;
+    if (t.used && t.id() == id) return &t;
   }
   return nullptr;
 }
@@ -98,7 +98,7 @@ void FeedbackTracker::UnindexLocked(uint64_t key, size_t slot) {
 void FeedbackTracker::Remember(const std::string& id, const std::string& model, int64_t version,
                                const core::Tensor& output) {
   const int64_t rows = output.shape().empty() ? 1 : std::max<int64_t>(1, output.shape()[0]);
-  const uint64_t key = std::hash<std::string>{}(id);
+  const uint64_t key = std::hash<std::string_view>{}(id);
   std::lock_guard<std::mutex> lock(mu_);
   if (ring_.empty()) {
     ring_.resize(options_.max_tracked);
@@ -110,23 +110,23 @@ void FeedbackTracker::Remember(const std::string& id, const std::string& model, 
   // An answer under an id already kept replaces it.
   if (Tracked* old = FindLocked(id)) {
     UnindexLocked(key, static_cast<size_t>(old - ring_.data()));
-    old->id.clear();
+    old->used = false;
   }
   const size_t slot = next_;
   next_ = (next_ + 1) % ring_.size();
   Tracked& t = ring_[slot];
-  if (!t.id.empty()) UnindexLocked(ring_keys_[slot], slot);
-  t.predictions.clear();
+  if (t.used) UnindexLocked(ring_keys_[slot], slot);
+  t.used = false;
+  t.rows = 0;
+  t.more.clear();
   for (int64_t r = 0; r < rows; ++r) {
     auto p = core::RowPrediction(output, r, rows);
     if (!p) break;
-    t.predictions.push_back(*p);
+    t.AddRow(*p);
   }
-  if (t.predictions.empty()) {
-    t.id.clear();
-    return;
-  }
-  t.id.assign(id);
+  if (t.rows == 0) return;
+  t.used = true;
+  t.SetId(id);
   t.model.assign(model);
   t.version = version;
   ring_keys_[slot] = key;
@@ -169,10 +169,10 @@ Result<serving::FeedbackResult> FeedbackTracker::Feedback(
   for (const auto& item : items) {
     const Tracked* t = FindLocked(item.id);
     if (t == nullptr || t->model != model) continue;
-    if (item.truth.size() != t->predictions.size()) {
+    if (item.truth.size() != t->rows) {
       return Status::InvalidArgument(
           "feedback for id '" + item.id + "' has " + std::to_string(item.truth.size()) +
-          " values but its request had " + std::to_string(t->predictions.size()) +
+          " values but its request had " + std::to_string(t->rows) +
           " rows");
     }
   }
@@ -184,7 +184,7 @@ Result<serving::FeedbackResult> FeedbackTracker::Feedback(
     }
     Outcomes& o = outcomes_[{model, t->version}];
     for (size_t r = 0; r < item.truth.size(); ++r) {
-      const core::Prediction& p = t->predictions[r];
+      const core::Prediction& p = t->Row(r);
       o.classification = p.classification;
       const double outcome = p.classification ? (std::fabs(p.value - item.truth[r]) < 0.5 ? 1 : 0)
                                               : std::fabs(p.value - item.truth[r]);
@@ -194,9 +194,9 @@ Result<serving::FeedbackResult> FeedbackTracker::Feedback(
     }
     ++result.applied;
     const int64_t version = t->version;
-    UnindexLocked(std::hash<std::string>{}(item.id),
+    UnindexLocked(std::hash<std::string_view>{}(item.id),
                   static_cast<size_t>(t - ring_.data()));  // one truth per answer
-    t->id.clear();
+    t->used = false;
     if (settings.min_accuracy > 0 && o.classification && o.window.size() >= window) {
       double sum = 0;
       for (double v : o.window) sum += v;

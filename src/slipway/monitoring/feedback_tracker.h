@@ -10,6 +10,7 @@
 // an answer's callback when the model collects feedback, and none otherwise.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <deque>
@@ -18,6 +19,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "slipway/core/prediction.h"
@@ -59,11 +61,41 @@ class FeedbackTracker : public serving::ForwardingService, public serving::Groun
     double min_accuracy = 0;
     std::chrono::steady_clock::time_point fetched;
   };
+  // A remembered answer. Its id (up to kInlineId characters: a UUID, or the ids this link makes)
+  // and its first row's prediction are kept in the slot itself, so remembering a typical answer
+  // allocates nothing, even while the ring is first filled, and touches one piece of memory.
   struct Tracked {
-    std::string id;
+    static constexpr size_t kInlineId = 47;
+    bool used = false;                  // false: the slot is free
+    uint32_t id_size = 0;
+    char id_inline[kInlineId] = {};
+    std::string id_long;                // a longer id
     std::string model;
     int64_t version = 0;
-    std::vector<core::Prediction> predictions;  // one per batch row
+    size_t rows = 0;
+    core::Prediction first;             // row 0
+    std::vector<core::Prediction> more;  // rows 1.. of a batch
+
+    std::string_view id() const {
+      return id_size <= kInlineId ? std::string_view(id_inline, id_size) : std::string_view(id_long);
+    }
+    void SetId(std::string_view id) {
+      id_size = static_cast<uint32_t>(id.size());
+      if (id.size() <= kInlineId) {
+        std::copy(id.begin(), id.end(), id_inline);
+      } else {
+        id_long.assign(id);
+      }
+    }
+    const core::Prediction& Row(size_t r) const { return r == 0 ? first : more[r - 1]; }
+    void AddRow(const core::Prediction& p) {
+      if (rows == 0) {
+        first = p;
+      } else {
+        more.push_back(p);
+      }
+      ++rows;
+    }
   };
   struct Outcomes {
     uint64_t total = 0;
@@ -80,7 +112,7 @@ class FeedbackTracker : public serving::ForwardingService, public serving::Groun
   void Remember(const std::string& id, const std::string& model, int64_t version,
                 const core::Tensor& output);
   // The slot holding `id`, or nullptr; and taking an entry out of the index. Callers hold mu_.
-  Tracked* FindLocked(const std::string& id);
+  Tracked* FindLocked(std::string_view id);
   void UnindexLocked(uint64_t key, size_t slot);
 
   Options options_;
