@@ -171,21 +171,34 @@ def http_get(port, path, timeout=2.0):
 
 class Server:
     def __init__(self, args, log_path):
+        self.args = args
+        self.log_path = log_path
+        self.starts = 0
+        self._start()
+
+    def _start(self):
+        # A port free when asked may be taken (by another process's outgoing connection) before
+        # the server binds it; wait_ready then starts it again on other ports.
         self.http_port = free_port()
         self.grpc_port = free_port()
         while self.grpc_port == self.http_port:
             self.grpc_port = free_port()
-        self.cmd = [args.binary, "serve", "--model-repository", args.model_repository,
+        self.cmd = [self.args.binary, "serve", "--model-repository", self.args.model_repository,
                     "--http-port", str(self.http_port), "--grpc-port", str(self.grpc_port),
-                    "--metrics-port", "-1", "--log-level", "warn"] + args.server_arg
-        self.log_path = log_path
-        self.log = open(log_path, "wb")
+                    "--metrics-port", "-1", "--log-level", "warn"] + self.args.server_arg
+        self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(self.cmd, stdout=self.log, stderr=subprocess.STDOUT)
+        self.starts += 1
 
     def wait_ready(self, model, timeout):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                tail = self.log_tail()
+                if ("could not bind" in tail or "cannot listen" in tail) and self.starts < 3:
+                    self.log.close()
+                    self._start()
+                    continue
                 raise RuntimeError("server exited with %d before it was ready:\n%s"
                                    % (self.proc.returncode, self.log_tail()))
             status, _ = http_get(self.http_port, "/v2/models/%s/ready" % model)
