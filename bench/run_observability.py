@@ -148,6 +148,14 @@ def main():
     args = parse_args()
     started = datetime.datetime.now(datetime.timezone.utc)
     work = tempfile.mkdtemp(prefix="slipway-obs-")
+    try:
+        run(args, started, work)
+    finally:
+        # The servers' access logs of a whole run add up to gigabytes.
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def run(args, started, work):
     labels = list(SETUPS)
     repos = {label: make_repo(work, label) for label in labels}
     results = {label: [] for label in labels}
