@@ -1,6 +1,7 @@
 // Names the calling thread, one of the server's background workers (the access log writer, the
 // drift worker), so that `top -H`, `ps -L` and debuggers tell it from the request threads; and
-// lets such a worker give way to the request threads when the cores are busy.
+// lets such a worker give way to the request threads when the cores are busy; and spreads the
+// request threads over per-thread queues and counters.
 //
 // Thread safety: affects only the calling thread.
 #pragma once
@@ -10,6 +11,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <cstddef>
 #include <string>
 
 namespace slipway::core {
@@ -29,6 +32,15 @@ inline void LowerThisThreadPriority() {
   const auto tid = static_cast<id_t>(::syscall(SYS_gettid));
   const int current = ::getpriority(PRIO_PROCESS, tid);
   if (current < kBackgroundNice) ::setpriority(PRIO_PROCESS, tid, kBackgroundNice);
+}
+
+// Which of `shards` per-thread queues or counters the calling thread keeps to: threads take
+// consecutive numbers when they first ask, so up to `shards` threads never share one. (The
+// number is the thread's own, the same whichever `shards` it is asked with.)
+inline size_t ThisThreadShard(size_t shards) {
+  static std::atomic<size_t> next{0};
+  thread_local const size_t mine = next.fetch_add(1, std::memory_order_relaxed);
+  return mine % shards;
 }
 
 }  // namespace slipway::core

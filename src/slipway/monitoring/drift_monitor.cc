@@ -208,11 +208,7 @@ bool DriftMonitor::SamePlan(const Plan& a, const Plan& b) {
          x.sample == y.sample && x.max_rows_per_second == y.max_rows_per_second;
 }
 
-size_t DriftMonitor::ThreadShard() {
-  static std::atomic<size_t> next_shard{0};
-  thread_local const size_t shard = next_shard.fetch_add(1, std::memory_order_relaxed) % kShards;
-  return shard;
-}
+size_t DriftMonitor::ThreadShard() { return core::ThisThreadShard(kShards); }
 
 int64_t DriftMonitor::CoarseNowNs() {
   // A coarse clock (a few ms) is plenty to tell when a second has passed, and far cheaper.
@@ -268,12 +264,6 @@ const DriftMonitor::Plan* DriftMonitor::PlanFor(const std::string& model) {
     }
   }
   std::lock_guard<std::mutex> lock(plans_mu_);
-  if (plan->enabled) {
-    plan->budget = std::make_unique<RowBudget>(plan->config.monitoring.drift.max_rows_per_second);
-    auto& skipped = skipped_[model];
-    if (skipped == nullptr) skipped = std::make_unique<Skipped>();
-    plan->skipped = skipped.get();
-  }
   auto table = plans_.Load();
   auto it = table->find(model);
   if (it != table->end() && SamePlan(*it->second, *plan)) {
@@ -281,6 +271,13 @@ const DriftMonitor::Plan* DriftMonitor::PlanFor(const std::string& model) {
     last_owner = instance_;
     last = it->second;
     return last;
+  }
+  // A new plan (its settings changed): a fresh budget, the model's counts carried on.
+  if (plan->enabled) {
+    plan->budget = std::make_unique<RowBudget>(plan->config.monitoring.drift.max_rows_per_second);
+    auto& skipped = skipped_[model];
+    if (skipped == nullptr) skipped = std::make_unique<Skipped>();
+    plan->skipped = skipped.get();
   }
   auto next = std::make_shared<std::map<std::string, const Plan*>>(*table);
   (*next)[model] = plan.get();

@@ -196,9 +196,7 @@ void RequestLogger::NotePending() {
 }
 
 void RequestLogger::EnqueueAccess(std::string_view line) {
-  static std::atomic<size_t> next_shard{0};
-  thread_local const size_t shard = next_shard.fetch_add(1, std::memory_order_relaxed) % kShards;
-  Shard& q = shards_[shard];
+  Shard& q = shards_[core::ThisThreadShard(kShards)];
   {
     std::lock_guard<std::mutex> lock(q.mu);
     if (q.pending.size() + line.size() > options_.queue_bytes / kShards) {
